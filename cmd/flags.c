@@ -1,0 +1,286 @@
+/* flags.c - one table drives the command line, the config file and --help.
+ *
+ * Flags are written as in the seed project, -kind=mem -size=1GiB; --kind=mem
+ * and "-kind mem" work too. The config file takes the same names as keys. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flags.h"
+
+enum flag_type { F_STRING, F_SIZE, F_COUNT, F_DURATION, F_BOOL, F_LIST };
+
+struct flag {
+    const char *name;
+    enum flag_type type;
+    size_t offset; /* into struct config */
+    const char *metavar;
+    const char *def; /* default, parsed like a user's value; NULL: none */
+    const char *help;
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+static const struct flag flags[] = {
+    {"kind", F_STRING, OFF(kind), "mem|file", "mem",
+     "what backs the disk: mem (RAM, lost at exit), file (a file or block device, see -file)"},
+    {"size", F_SIZE, OFF(size), "SIZE", NULL,
+     "disk size, e.g. 20GiB, 512MiB (a multiple of 4096; -kind=file: defaults to the file's size)"},
+    {"file", F_STRING, OFF(file), "PATH", NULL, "-kind=file: the file or block device (created with -size if missing)"},
+    {"listen", F_LIST, OFF(listen), "unix:PATH|tcp:HOST:PORT", NULL,
+     "where NBD clients connect; repeatable; tcp host defaults to 127.0.0.1; 'none' for no socket "
+     "(default unix:/run/usbd-objstore/NAME.sock)"},
+    {"name", F_STRING, OFF(name), "NAME", "usbd", "export name (the empty name is answered too)"},
+    {"description", F_STRING, OFF(description), "TEXT", NULL, "export description shown to clients"},
+    {"readonly", F_BOOL, OFF(readonly), NULL, NULL, "refuse writes (clients see a read-only disk)"},
+    {"nbd-device", F_STRING, OFF(nbd_device), "auto|none|/dev/nbdN", "auto",
+     "attach to a kernel nbd device; auto takes the first free one if the nbd driver exists"},
+    {"nbd-connections", F_COUNT, OFF(nbd_connections), "N", "1", "connections the kernel device uses (1-16)"},
+    {"threads", F_COUNT, OFF(threads), "N", "16", "worker threads per connection (requests in flight)"},
+    {"max-clients", F_COUNT, OFF(max_clients), "N", "16", "simultaneous client connections"},
+    {"max-inflight", F_SIZE, OFF(inflight), "SIZE", "64MiB",
+     "request payload bytes in flight per connection (bounds memory)"},
+    {"handshake-timeout", F_DURATION, OFF(handshake_timeout_ms), "DURATION", "30s",
+     "a client must finish option negotiation within this time"},
+    {"log-level", F_STRING, OFF(log_level), "error|warn|info|debug", "info", "how much to log (to stderr)"},
+    {"config", F_STRING, OFF(config_file), "FILE", NULL,
+     "read flags from FILE (key = value lines, same names); the command line wins"},
+    {"help", F_BOOL, OFF(help), NULL, NULL, "show this help and exit"},
+    {"version", F_BOOL, OFF(version), NULL, NULL, "show the version and exit"},
+};
+#define NFLAGS (sizeof flags / sizeof *flags)
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return EINVAL;
+}
+
+static const struct flag *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
+        *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off"))
+        *out = false;
+    else
+        return EINVAL;
+    return 0;
+}
+
+/* Store one value. `where` names the source for messages ("flag", "file:12"). */
+static int set_flag(struct config *cfg, const struct flag *f, const char *v, const char *where,
+                    char *err, size_t errlen)
+{
+    void *p = (char *)cfg + f->offset;
+    uint64_t n;
+    switch (f->type) {
+    case F_STRING:
+        *(const char **)p = v;
+        return 0;
+    case F_LIST:
+        if (cfg->nlisten == CONFIG_MAX_LISTEN)
+            return fail(err, errlen, "%s: at most %d -%s values", where, CONFIG_MAX_LISTEN, f->name);
+        cfg->listen[cfg->nlisten++] = v;
+        return 0;
+    case F_BOOL:
+        if (parse_bool(v, (bool *)p))
+            return fail(err, errlen, "%s: -%s=%s: expected true or false", where, f->name, v);
+        return 0;
+    case F_SIZE:
+        if (parse_size(v, &n))
+            return fail(err, errlen, "%s: -%s=%s: not a size (examples: 4096, 512MiB, 20GiB)", where,
+                        f->name, v);
+        *(uint64_t *)p = n;
+        return 0;
+    case F_COUNT: {
+        char *end;
+        errno = 0;
+        unsigned long long c = strtoull(v, &end, 10);
+        if (!*v || *end || errno || v[0] == '-')
+            return fail(err, errlen, "%s: -%s=%s: not a whole number", where, f->name, v);
+        *(uint64_t *)p = c;
+        return 0;
+    }
+    case F_DURATION:
+        if (parse_duration(v, &n))
+            return fail(err, errlen, "%s: -%s=%s: not a duration (examples: 500ms, 10s, 5m)", where,
+                        f->name, v);
+        *(uint64_t *)p = n;
+        return 0;
+    }
+    return EINVAL;
+}
+
+void config_defaults(struct config *cfg)
+{
+    *cfg = (struct config){0};
+    char err[256];
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (flags[i].def)
+            set_flag(cfg, &flags[i], flags[i].def, "default", err, sizeof err);
+}
+
+/* Keep config-file strings alive for the life of the process. */
+static char *keep(const char *s, size_t n)
+{
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = 0;
+    }
+    return c;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = 0;
+    return s;
+}
+
+int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "re");
+    if (!fp) {
+        int e = errno;
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
+        return e;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, fp)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        char where[300];
+        snprintf(where, sizeof where, "%.256s:%d", path, lineno);
+        if (!eq) {
+            rc = fail(err, errlen, "%s: expected 'key = value'", where);
+            break;
+        }
+        *eq = 0;
+        char *key = trim(s), *val = trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+            val[vl - 1] = 0;
+            val++;
+        }
+        const struct flag *f = find_flag(key, strlen(key));
+        if (!f || !strcmp(key, "config") || !strcmp(key, "help") || !strcmp(key, "version")) {
+            rc = fail(err, errlen, "%s: unknown key '%s' (keys are the flag names, see --help)",
+                      where, key);
+            break;
+        }
+        char *v = keep(val, strlen(val));
+        rc = v ? set_flag(cfg, f, v, where, err, errlen) : ENOMEM;
+    }
+    fclose(fp);
+    return rc;
+}
+
+/* Split "-name=value" / "--name=value" / "-name". */
+static int split_arg(const char *a, const char **name, size_t *nlen, const char **val)
+{
+    if (a[0] != '-' || a[1] == 0)
+        return EINVAL;
+    a += a[1] == '-' ? 2 : 1;
+    const char *eq = strchr(a, '=');
+    *name = a;
+    *nlen = eq ? (size_t)(eq - a) : strlen(a);
+    *val = eq ? eq + 1 : NULL;
+    return 0;
+}
+
+int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    /* The config file first, wherever -config appears. */
+    for (int i = 1; i < argc; i++) {
+        const char *name, *val;
+        size_t nl;
+        if (split_arg(argv[i], &name, &nl, &val) || nl != 6 || strncmp(name, "config", 6))
+            continue;
+        if (!val && i + 1 < argc)
+            val = argv[i + 1];
+        if (!val)
+            return fail(err, errlen, "-config needs a file");
+        int rc = config_parse_file(cfg, val, err, errlen);
+        if (rc)
+            return rc;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *val;
+        size_t nl;
+        if (!strcmp(a, "-h")) {
+            cfg->help = true;
+            continue;
+        }
+        if (split_arg(a, &name, &nl, &val))
+            return fail(err, errlen, "unexpected argument '%s' (flags look like -size=1GiB; see --help)", a);
+        const struct flag *f = find_flag(name, nl);
+        if (!f)
+            return fail(err, errlen, "unknown flag -%.*s (see --help)", (int)nl, name);
+        if (!val && f->type == F_BOOL)
+            val = "true";
+        if (!val) {
+            if (i + 1 >= argc)
+                return fail(err, errlen, "-%s needs a value (-%s=%s)", f->name, f->name, f->metavar);
+            val = argv[++i];
+        }
+        if (f->offset == OFF(config_file)) {
+            cfg->config_file = val;
+            continue;
+        }
+        char where[] = "command line";
+        int rc = set_flag(cfg, f, val, where, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out,
+            "usbd-objstore - a block device served over NBD (and, with the kernel's nbd driver,\n"
+            "as /dev/nbdX)\n\n"
+            "Usage: usbd-objstore [flags]\n\n"
+            "Examples:\n"
+            "  usbd-objstore -kind=mem -size=1GiB -listen=unix:/run/usbd.sock\n"
+            "  usbd-objstore -kind=file -file=/srv/disk.img -size=20GiB -listen=tcp:127.0.0.1:10809\n"
+            "  nbdinfo 'nbd+unix:///?socket=/run/usbd.sock'\n\n"
+            "Flags (also --flag=value, -flag value; the same keys work in a -config file):\n");
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const struct flag *f = &flags[i];
+        char left[80];
+        if (f->metavar)
+            snprintf(left, sizeof left, "-%s=%s", f->name, f->metavar);
+        else
+            snprintf(left, sizeof left, "-%s", f->name);
+        const char *def = f->def;
+        fprintf(out, "  %s\n      %s%s%s%s\n", left, f->help, def ? " (default " : "",
+                def ? def : "", def ? ")" : "");
+    }
+    fprintf(out,
+            "\nSignals: SIGINT/SIGTERM stop taking requests, finish those in flight, flush, detach\n"
+            "the kernel device and exit 0. SIGHUP flushes the device.\n"
+            "Exit status: 0 after a clean stop, 1 on a runtime error, 2 on bad flags.\n");
+}

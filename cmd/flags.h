@@ -1,0 +1,55 @@
+/* flags.h - the daemon's flags, config file and units (private to cmd/). */
+#ifndef USBD_CMD_FLAGS_H
+#define USBD_CMD_FLAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_LISTEN 8
+
+/* Everything the daemon is told, from flags and the config file. */
+struct config {
+    const char *kind;
+    uint64_t size;
+    const char *file;
+    const char *listen[CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    const char *name;
+    const char *description;
+    bool readonly;
+    const char *nbd_device;
+    uint64_t nbd_connections;
+    uint64_t threads;
+    uint64_t max_clients;
+    uint64_t inflight;
+    uint64_t handshake_timeout_ms;
+    const char *log_level;
+    const char *config_file;
+    bool help;
+    bool version;
+};
+
+/* Parse "20GiB", "512MiB", "4096", "1G" (binary), "1GB" (decimal) into bytes.
+ * 0 or EINVAL/ERANGE. */
+int parse_size(const char *s, uint64_t *out);
+/* Parse "10s", "500ms", "2m", "1h", "1.5s", "30" (seconds) into milliseconds. */
+int parse_duration(const char *s, uint64_t *out_ms);
+/* "1073741824" -> "1 GiB", "1536" -> "1.5 KiB" (for logs). */
+void format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Fill cfg with defaults. */
+void config_defaults(struct config *cfg);
+/* Apply command-line arguments (argv[0] skipped). A -config=FILE among them
+ * is read first, so the command line overrides the file. 0, or EINVAL with
+ * the reason written to err (one line, ready for the user). Strings in cfg
+ * point into argv or into memory owned until exit. */
+int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Apply a config file: "key = value" lines with the flag names as keys,
+ * '#' comments. 0, errno of open, or EINVAL with the reason in err. */
+int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen);
+/* The --help text, generated from the same table as the parser. */
+void config_print_help(FILE *out);
+
+#endif

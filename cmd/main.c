@@ -1,0 +1,276 @@
+/* main.c - usbd-objstore: flags, device, server, kernel attach, signals.
+ *
+ * Signals are blocked in every thread and taken by one thread with
+ * sigwait(), so the stop sequence (detach the kernel device, stop the
+ * server, flush) runs as ordinary code, not in a signal handler. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/usbd.h"
+#include "flags.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+struct daemon {
+    struct config cfg;
+    struct usbd_dev dev;
+    struct usbd_server *srv;
+    struct usbd_kernel *kernel;
+    enum usbd_log_level level;
+    sigset_t sigs;
+};
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static void log_line(void *opaque, enum usbd_log_level level, const char *line)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "%02d:%02d:%02d.%03ld usbd-objstore %s: %s\n", tm.tm_hour, tm.tm_min,
+            tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], line);
+}
+
+static void logf_(struct daemon *d, enum usbd_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(struct daemon *d, enum usbd_log_level level, const char *fmt, ...)
+{
+    if (level > d->level)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_line(NULL, level, line);
+}
+
+static int parse_level(const char *s, enum usbd_log_level *out)
+{
+    for (int i = 0; i <= USBD_LOG_DEBUG; i++)
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum usbd_log_level)i;
+            return 0;
+        }
+    return EINVAL;
+}
+
+/* Checks that need no resources; the message is for the user. */
+static int check_config(struct config *c, enum usbd_log_level *level, char *err, size_t n)
+{
+    if (parse_level(c->log_level, level))
+        return snprintf(err, n, "-log-level=%s: expected error, warn, info or debug", c->log_level), EINVAL;
+    if (strcmp(c->kind, "mem") && strcmp(c->kind, "file"))
+        return snprintf(err, n, "-kind=%s: unknown kind (expected mem or file)", c->kind), EINVAL;
+    if (!strcmp(c->kind, "mem") && c->size == 0)
+        return snprintf(err, n, "-kind=mem needs -size (e.g. -size=1GiB)"), EINVAL;
+    if (!strcmp(c->kind, "file") && !c->file)
+        return snprintf(err, n, "-kind=file needs -file=PATH"), EINVAL;
+    if (c->size % 4096)
+        return snprintf(err, n, "-size=%llu: must be a multiple of 4096 bytes (the block size)",
+                        (unsigned long long)c->size), EINVAL;
+    if (c->threads < 1 || c->threads > 1024)
+        return snprintf(err, n, "-threads=%llu: expected 1 to 1024", (unsigned long long)c->threads), EINVAL;
+    if (c->max_clients < 1 || c->max_clients > 4096)
+        return snprintf(err, n, "-max-clients=%llu: expected 1 to 4096",
+                        (unsigned long long)c->max_clients), EINVAL;
+    if (c->nbd_connections < 1 || c->nbd_connections > 16)
+        return snprintf(err, n, "-nbd-connections=%llu: expected 1 to 16",
+                        (unsigned long long)c->nbd_connections), EINVAL;
+    if (c->inflight > UINT32_MAX)
+        return snprintf(err, n, "-max-inflight: at most 4GiB"), EINVAL;
+    if (c->handshake_timeout_ms < 1000)
+        return snprintf(err, n, "-handshake-timeout: at least 1s"), EINVAL;
+    if (!c->name[0] || strlen(c->name) > 255 || strchr(c->name, '/'))
+        return snprintf(err, n, "-name=%s: 1 to 255 characters, no '/'", c->name), EINVAL;
+    if (strcmp(c->nbd_device, "auto") && strcmp(c->nbd_device, "none") &&
+        strncmp(c->nbd_device, "/dev/nbd", 8))
+        return snprintf(err, n, "-nbd-device=%s: expected auto, none or /dev/nbdN", c->nbd_device), EINVAL;
+    return 0;
+}
+
+static int open_device(struct daemon *d)
+{
+    struct config *c = &d->cfg;
+    int err;
+    if (!strcmp(c->kind, "mem")) {
+        err = usbd_mem_open(c->size, &d->dev);
+        if (err)
+            logf_(d, USBD_LOG_ERROR, "cannot create a %llu-byte RAM disk: %s",
+                  (unsigned long long)c->size, strerror(err));
+        d->dev.read_only = c->readonly;
+        return err;
+    }
+    return usbd_file_open(c->file, c->size, c->readonly, log_line, NULL, &d->dev);
+}
+
+/* Where clients connect when no -listen is given. */
+static int default_listen(struct daemon *d, char *buf, size_t n)
+{
+    const char *dir = "/run/usbd-objstore";
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int err = errno;
+        logf_(d, USBD_LOG_ERROR, "cannot create %s for the default socket: %s (give -listen=unix:PATH)",
+              dir, strerror(err));
+        return err;
+    }
+    snprintf(buf, n, "unix:%s/%s.sock", dir, d->cfg.name);
+    return 0;
+}
+
+static int start_listeners(struct daemon *d)
+{
+    char def[300];
+    if (d->cfg.nlisten == 0) {
+        int err = default_listen(d, def, sizeof def);
+        if (err)
+            return err;
+        d->cfg.listen[d->cfg.nlisten++] = def;
+    }
+    for (size_t i = 0; i < d->cfg.nlisten; i++) {
+        if (!strcmp(d->cfg.listen[i], "none"))
+            continue;
+        int err = usbd_server_listen(d->srv, d->cfg.listen[i]);
+        if (err)
+            return err;
+        logf_(d, USBD_LOG_INFO, "listening on %s", d->cfg.listen[i]);
+    }
+    return 0;
+}
+
+static void *signal_thread(void *arg)
+{
+    struct daemon *d = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&d->sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            int err = d->dev.ops->flush ? d->dev.ops->flush(d->dev.priv) : 0;
+            logf_(d, err ? USBD_LOG_ERROR : USBD_LOG_INFO, "SIGHUP: flush %s%s",
+                  err ? "failed: " : "done", err ? strerror(err) : "");
+            continue;
+        }
+        if (sig == SIGUSR1) /* sent by main() when the server stopped on its own */
+            return NULL;
+        logf_(d, USBD_LOG_INFO, "%s: stopping: finishing requests in flight", strsignal(sig));
+        if (d->kernel) {
+            /* The kernel first: it finishes its queue and sends DISC on our
+             * sockets, so nothing it acknowledged upward is cut off. */
+            const char *path = usbd_kernel_path(d->kernel);
+            char p[64];
+            snprintf(p, sizeof p, "%s", path);
+            int err = usbd_kernel_detach(d->kernel);
+            d->kernel = NULL;
+            logf_(d, err ? USBD_LOG_ERROR : USBD_LOG_INFO, "%s %s%s", p,
+                  err ? "detach failed: " : "detached", err ? strerror(err) : "");
+        }
+        usbd_server_stop(d->srv);
+        return NULL;
+    }
+}
+
+static int attach_kernel(struct daemon *d)
+{
+    if (!strcmp(d->cfg.nbd_device, "none"))
+        return 0;
+    int err = usbd_kernel_attach(d->srv, d->cfg.nbd_device, (unsigned)d->cfg.nbd_connections,
+                                 &d->kernel);
+    /* auto without a driver is normal (a build machine, a container): the
+     * sockets still serve. An explicit device that fails is fatal. */
+    if (err == ENODEV && !strcmp(d->cfg.nbd_device, "auto"))
+        return 0;
+    if (!err)
+        logf_(d, USBD_LOG_INFO, "attached as %s", usbd_kernel_path(d->kernel));
+    return err;
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {0};
+    char err_msg[512];
+    config_defaults(&d.cfg);
+    if (config_parse_args(&d.cfg, argc, argv, err_msg, sizeof err_msg)) {
+        fprintf(stderr, "usbd-objstore: %s\n", err_msg);
+        return EXIT_USAGE;
+    }
+    if (d.cfg.help) {
+        config_print_help(stdout);
+        return 0;
+    }
+    if (d.cfg.version) {
+        printf("usbd-objstore %s\n", USBD_VERSION);
+        return 0;
+    }
+    if (check_config(&d.cfg, &d.level, err_msg, sizeof err_msg)) {
+        fprintf(stderr, "usbd-objstore: %s\n", err_msg);
+        return EXIT_USAGE;
+    }
+
+    /* Block the signals before any thread exists, so all inherit the mask. */
+    sigemptyset(&d.sigs);
+    sigaddset(&d.sigs, SIGINT);
+    sigaddset(&d.sigs, SIGTERM);
+    sigaddset(&d.sigs, SIGHUP);
+    sigaddset(&d.sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_device(&d))
+        return EXIT_RUNTIME;
+    struct usbd_server_config sc = {
+        .export_name = d.cfg.name,
+        .description = d.cfg.description,
+        .threads = (unsigned)d.cfg.threads,
+        .max_clients = (unsigned)d.cfg.max_clients,
+        .inflight_bytes = (uint32_t)d.cfg.inflight,
+        .handshake_timeout_s = (unsigned)((d.cfg.handshake_timeout_ms + 999) / 1000),
+        .log = log_line,
+        .log_level = d.level,
+    };
+    int err = usbd_server_create(&d.dev, &sc, &d.srv);
+    if (!err)
+        err = start_listeners(&d);
+    pthread_t sigt;
+    bool sig_started = false;
+    if (!err) {
+        err = pthread_create(&sigt, NULL, signal_thread, &d);
+        sig_started = err == 0;
+    }
+    if (!err)
+        err = attach_kernel(&d);
+    if (!err) {
+        char sz[32];
+        format_size(d.dev.size, sz, sizeof sz);
+        logf_(&d, USBD_LOG_INFO, "ready: export '%s', %s, kind %s%s", d.cfg.name, sz, d.cfg.kind,
+              d.dev.read_only ? ", read-only" : "");
+        err = usbd_server_run(d.srv);
+    } else if (sig_started) {
+        usbd_server_stop(d.srv);
+    }
+    if (sig_started) {
+        pthread_kill(sigt, SIGUSR1); /* no-op if it already returned */
+        pthread_join(sigt, NULL);
+    }
+    if (d.kernel) /* stopped by an error, not a signal */
+        usbd_kernel_detach(d.kernel);
+    int ferr = d.dev.ops && d.dev.ops->flush ? d.dev.ops->flush(d.dev.priv) : 0;
+    if (ferr)
+        logf_(&d, USBD_LOG_ERROR, "final flush failed: %s", strerror(ferr));
+    usbd_server_destroy(d.srv);
+    usbd_dev_close(&d.dev);
+    if (!err && !ferr)
+        logf_(&d, USBD_LOG_INFO, "stopped cleanly");
+    return err || ferr ? EXIT_RUNTIME : 0;
+}

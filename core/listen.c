@@ -1,0 +1,157 @@
+/* listen.c - "unix:PATH" and "tcp:HOST:PORT" listeners. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int add_listener(struct usbd_server *s, int fd, const char *unix_path, const char *label)
+{
+    struct listener *l = realloc(s->listeners, (s->nlisteners + 1) * sizeof *l);
+    if (!l)
+        return ENOMEM;
+    s->listeners = l;
+    l += s->nlisteners;
+    l->fd = fd;
+    l->unix_path = unix_path ? strdup(unix_path) : NULL;
+    l->label = strdup(label);
+    if (!l->label || (unix_path && !l->unix_path)) {
+        free(l->unix_path);
+        free(l->label);
+        return ENOMEM;
+    }
+    s->nlisteners++;
+    return 0;
+}
+
+/* A socket file left by a server that died is replaced; one that a live
+ * server answers on is not. */
+static int claim_unix_path(struct usbd_server *s, const struct sockaddr_un *sa)
+{
+    struct stat st;
+    if (lstat(sa->sun_path, &st) != 0)
+        return errno == ENOENT ? 0 : errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        srv_log(s, USBD_LOG_ERROR, "%s exists and is not a socket: not replacing it", sa->sun_path);
+        return EEXIST;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return errno;
+    int r = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
+    int cerr = errno;
+    close(probe);
+    if (r == 0) {
+        srv_log(s, USBD_LOG_ERROR, "socket %s is in use by another running server", sa->sun_path);
+        return EADDRINUSE;
+    }
+    if (cerr != ECONNREFUSED) {
+        srv_log(s, USBD_LOG_ERROR, "cannot check socket %s: %s", sa->sun_path, strerror(cerr));
+        return cerr;
+    }
+    if (unlink(sa->sun_path) != 0)
+        return errno;
+    srv_log(s, USBD_LOG_INFO, "replaced stale socket %s", sa->sun_path);
+    return 0;
+}
+
+static int listen_unix(struct usbd_server *s, const char *path, const char *spec)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!path[0] || strlen(path) >= sizeof sa.sun_path) {
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: socket path empty or longer than %zu bytes", spec,
+                sizeof sa.sun_path - 1);
+        return EINVAL;
+    }
+    strcpy(sa.sun_path, path);
+    int err = claim_unix_path(s, &sa);
+    if (err)
+        return err;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+        err = errno;
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, strerror(err));
+        close(fd);
+        return err;
+    }
+    err = add_listener(s, fd, path, spec);
+    if (err) {
+        close(fd);
+        unlink(path);
+    }
+    return err;
+}
+
+static int listen_tcp(struct usbd_server *s, const char *hostport, const char *spec)
+{
+    char host[256] = "127.0.0.1";
+    const char *port = hostport;
+    const char *colon = strrchr(hostport, ':');
+    if (colon) {
+        const char *h = hostport;
+        size_t hl = (size_t)(colon - hostport);
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:port */
+            h++;
+            hl -= 2;
+        }
+        if (hl == 0 || hl >= sizeof host) {
+            srv_log(s, USBD_LOG_ERROR, "-listen=%s: bad host", spec);
+            return EINVAL;
+        }
+        memcpy(host, h, hl);
+        host[hl] = 0;
+        port = colon + 1;
+    }
+    char *end;
+    long pn = strtol(port, &end, 10);
+    if (!port[0] || *end || pn < 0 || pn > 65535) {
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: bad port '%s' (use tcp:HOST:PORT)", spec, port);
+        return EINVAL;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai != 0) {
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: cannot resolve '%s': %s", spec, host,
+                gai_strerror(gai));
+        return EINVAL;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int err = fd < 0 ? errno : 0;
+    if (!err) {
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6)
+            (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0)
+            err = errno;
+    }
+    freeaddrinfo(ai);
+    if (!err)
+        err = add_listener(s, fd, NULL, spec);
+    if (err) {
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, strerror(err));
+        if (fd >= 0)
+            close(fd);
+    }
+    return err;
+}
+
+int usbd_server_listen(struct usbd_server *s, const char *spec)
+{
+    if (strncmp(spec, "unix:", 5) == 0)
+        return listen_unix(s, spec + 5, spec);
+    if (strncmp(spec, "tcp:", 4) == 0)
+        return listen_tcp(s, spec + 4, spec);
+    srv_log(s, USBD_LOG_ERROR, "-listen=%s: expected unix:PATH or tcp:HOST:PORT", spec);
+    return EINVAL;
+}

@@ -1,0 +1,98 @@
+/* test_flags.c - sizes, durations, flags and the config file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cmd/flags.h"
+
+static uint64_t size_of(const char *s)
+{
+    uint64_t v = 12345;
+    CHECK(parse_size(s, &v) == 0);
+    return v;
+}
+
+static int parse(struct config *c, char *err, int argc, ...)
+{
+    char *argv[16] = {"usbd-objstore"};
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[i + 1] = va_arg(ap, char *);
+    va_end(ap);
+    config_defaults(c);
+    return config_parse_args(c, argc + 1, argv, err, 256);
+}
+
+int main(void)
+{
+    uint64_t v;
+    CHECK(size_of("4096") == 4096);
+    CHECK(size_of("1GiB") == 1ull << 30);
+    CHECK(size_of("20GiB") == 20ull << 30);
+    CHECK(size_of("512MiB") == 512ull << 20);
+    CHECK(size_of("1G") == 1ull << 30);
+    CHECK(size_of("1gb") == 1000000000ull);
+    CHECK(size_of("1.5KiB") == 1536);
+    CHECK(size_of("64k") == 65536);
+    CHECK(parse_size("", &v) == EINVAL);
+    CHECK(parse_size("-1", &v) == EINVAL);
+    CHECK(parse_size("1.3", &v) == EINVAL);
+    CHECK(parse_size("12XB", &v) == EINVAL);
+    CHECK(parse_size("GiB", &v) == EINVAL);
+    CHECK(parse_size("99999999PiB", &v) == ERANGE);
+
+    CHECK(parse_duration("10s", &v) == 0 && v == 10000);
+    CHECK(parse_duration("500ms", &v) == 0 && v == 500);
+    CHECK(parse_duration("2m", &v) == 0 && v == 120000);
+    CHECK(parse_duration("1.5s", &v) == 0 && v == 1500);
+    CHECK(parse_duration("30", &v) == 0 && v == 30000);
+    CHECK(parse_duration("1h", &v) == 0 && v == 3600000);
+    CHECK(parse_duration("10 parsecs", &v) == EINVAL);
+
+    char buf[32];
+    format_size(1ull << 30, buf, sizeof buf);
+    CHECK(strcmp(buf, "1 GiB") == 0);
+    format_size(1536, buf, sizeof buf);
+    CHECK(strcmp(buf, "1.5 KiB") == 0);
+
+    struct config c;
+    char err[256];
+    CHECK(parse(&c, err, 2, "-kind=mem", "-size=1GiB") == 0);
+    CHECK(!strcmp(c.kind, "mem") && c.size == 1ull << 30);
+    CHECK(!strcmp(c.name, "usbd") && c.threads == 16 && !strcmp(c.nbd_device, "auto"));
+    CHECK(c.handshake_timeout_ms == 30000 && c.inflight == 64u << 20);
+    CHECK(parse(&c, err, 3, "--size", "2GiB", "--readonly") == 0 && c.size == 2ull << 30 && c.readonly);
+    CHECK(parse(&c, err, 1, "-readonly=false") == 0 && !c.readonly);
+    CHECK(parse(&c, err, 2, "-listen=unix:/a", "-listen=tcp:127.0.0.1:1") == 0 && c.nlisten == 2);
+    CHECK(parse(&c, err, 1, "-bogus=1") == EINVAL && strstr(err, "unknown flag -bogus"));
+    CHECK(parse(&c, err, 1, "-size=lots") == EINVAL && strstr(err, "not a size"));
+    CHECK(parse(&c, err, 1, "-size") == EINVAL && strstr(err, "needs a value"));
+    CHECK(parse(&c, err, 1, "stray") == EINVAL && strstr(err, "unexpected argument"));
+    CHECK(parse(&c, err, 1, "-threads=-3") == EINVAL);
+    CHECK(parse(&c, err, 1, "-handshake-timeout=5s") == 0 && c.handshake_timeout_ms == 5000);
+    CHECK(parse(&c, err, 1, "--help") == 0 && c.help);
+
+    /* config file: same keys; the command line wins */
+    char path[] = "/tmp/usbd-test-flags-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *text = "# a comment\nkind = file\nsize = 8MiB\nname = \"tv\"\n\nlisten = unix:/x\n";
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    char arg[64];
+    snprintf(arg, sizeof arg, "-config=%s", path);
+    CHECK(parse(&c, err, 2, "-size=16MiB", arg) == 0);
+    CHECK(!strcmp(c.kind, "file") && c.size == 16ull << 20 && !strcmp(c.name, "tv") && c.nlisten == 1);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "sise = 1\n", 9) == 9);
+    close(fd);
+    CHECK(parse(&c, err, 1, arg) == EINVAL && strstr(err, ":1: unknown key 'sise'"));
+    unlink(path);
+    CHECK(parse(&c, err, 1, arg) == ENOENT && strstr(err, "cannot read config file"));
+    return CHECK_DONE();
+}
