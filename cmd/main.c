@@ -74,7 +74,7 @@ static int check_config(struct config *c, enum usbd_log_level *level, char *err,
     if (strcmp(c->kind, "mem") && strcmp(c->kind, "file"))
         return snprintf(err, n, "-kind=%s: unknown kind (expected mem or file)", c->kind), EINVAL;
     if (!strcmp(c->kind, "mem") && c->size == 0)
-        return snprintf(err, n, "-kind=mem needs -size (e.g. -size=1GiB)"), EINVAL;
+        return snprintf(err, n, "-kind=mem needs a -size above 0 (e.g. -size=1GiB)"), EINVAL;
     if (!strcmp(c->kind, "file") && !c->file)
         return snprintf(err, n, "-kind=file needs -file=PATH"), EINVAL;
     if (c->size % 4096)

@@ -162,6 +162,9 @@ int nbd_handshake(struct conn *c);
 void nbd_transmission(struct conn *c);
 /* The transmission flags for a connection with these negotiated features. */
 uint16_t server_tflags(const struct usbd_server *srv, bool structured);
+/* server.c: serve fd in the calling thread until the connection ends (the
+ * fuzzer's entry point; the fd is closed on return). */
+void server_serve_fd_inline(struct usbd_server *s, int fd, bool handshake);
 /* server.c: does the export answer to this name? */
 bool server_export_matches(const struct usbd_server *srv, const char *name, size_t len);
 

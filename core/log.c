@@ -14,6 +14,8 @@ void usbd_log_stderr(void *opaque, enum usbd_log_level level, const char *line)
 }
 
 static void vlog(const struct usbd_server *srv, enum usbd_log_level level, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 3, 0)));
+static void vlog(const struct usbd_server *srv, enum usbd_log_level level, const char *fmt,
                  va_list ap)
 {
     if (level > srv->cfg.log_level)

@@ -164,12 +164,13 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
-static int start_conn(struct usbd_server *s, int fd, const char *label, bool adopted)
+/* A new connection, linked into the server's list. NULL (fd closed) on ENOMEM. */
+static struct conn *conn_new(struct usbd_server *s, int fd, const char *label, bool adopted)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        return ENOMEM;
+        return NULL;
     }
     c->srv = s;
     c->fd = fd;
@@ -178,7 +179,6 @@ static int start_conn(struct usbd_server *s, int fd, const char *label, bool ado
     pthread_mutex_init(&c->wlock, NULL);
     pthread_mutex_init(&c->budget_lock, NULL);
     pthread_cond_init(&c->budget_cv, NULL);
-
     pthread_mutex_lock(&s->lock);
     c->id = ++s->next_id;
     snprintf(c->label, sizeof c->label, "client %llu (%s)", (unsigned long long)c->id, label);
@@ -187,19 +187,33 @@ static int start_conn(struct usbd_server *s, int fd, const char *label, bool ado
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+static int start_conn(struct usbd_server *s, int fd, const char *label, bool adopted)
+{
+    struct conn *c = conn_new(s, fd, label, adopted);
+    if (!c)
+        return ENOMEM;
+    srv_log(s, USBD_LOG_DEBUG, "%s: connected", c->label);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int err = pthread_create(&c->thread, &attr, conn_main, c);
     pthread_attr_destroy(&attr);
-    pthread_mutex_unlock(&s->lock);
     if (err) {
         srv_log(s, USBD_LOG_ERROR, "%s: cannot start a thread: %s", c->label, strerror(err));
         conn_unlink_and_free(c);
-        return err;
     }
-    srv_log(s, USBD_LOG_DEBUG, "%s: connected", c->label);
-    return 0;
+    return err;
+}
+
+void server_serve_fd_inline(struct usbd_server *s, int fd, bool handshake)
+{
+    struct conn *c = conn_new(s, fd, "inline", !handshake);
+    if (c)
+        conn_main(c);
 }
 
 int usbd_server_adopt(struct usbd_server *srv, int fd, const char *label)

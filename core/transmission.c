@@ -387,6 +387,8 @@ static bool read_request(struct worker *w, struct nbd_request *r, uint32_t *verd
     }
     if (!has_payload && (*verdict || r->type != NBD_CMD_READ))
         return true;
+    if (r->length == 0) /* nothing to read or hold; the verdict says EINVAL */
+        return true;
 
     budget_take(c, r->length);
     *charged = r->length;
