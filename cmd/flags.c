@@ -134,15 +134,31 @@ void config_defaults(struct config *cfg)
             set_flag(cfg, &flags[i], flags[i].def, "default", err, sizeof err);
 }
 
-/* Keep config-file strings alive for the life of the process. */
-static char *keep(const char *s, size_t n)
+struct config_str {
+    struct config_str *next;
+    char s[];
+};
+
+/* A copy of a config-file string that lives as long as cfg. */
+static char *keep(struct config *cfg, const char *s)
 {
-    char *c = malloc(n + 1);
-    if (c) {
-        memcpy(c, s, n);
-        c[n] = 0;
+    size_t n = strlen(s);
+    struct config_str *c = malloc(sizeof *c + n + 1);
+    if (!c)
+        return NULL;
+    memcpy(c->s, s, n + 1);
+    c->next = cfg->owned;
+    cfg->owned = c;
+    return c->s;
+}
+
+void config_free(struct config *cfg)
+{
+    while (cfg->owned) {
+        struct config_str *next = cfg->owned->next;
+        free(cfg->owned);
+        cfg->owned = next;
     }
-    return c;
 }
 
 static char *trim(char *s)
@@ -190,7 +206,7 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
                       where, key);
             break;
         }
-        char *v = keep(val, strlen(val));
+        char *v = keep(cfg, val);
         rc = v ? set_flag(cfg, f, v, where, err, errlen) : ENOMEM;
     }
     fclose(fp);

@@ -29,6 +29,7 @@ struct config {
     const char *config_file;
     bool help;
     bool version;
+    struct config_str *owned; /* strings read from a config file */
 };
 
 /* Parse "20GiB", "512MiB", "4096", "1G" (binary), "1GB" (decimal) into bytes.
@@ -38,6 +39,8 @@ int parse_size(const char *s, uint64_t *out);
 int parse_duration(const char *s, uint64_t *out_ms);
 /* "1073741824" -> "1 GiB", "1536" -> "1.5 KiB" (for logs). */
 void format_size(uint64_t bytes, char *buf, size_t len);
+
+struct config_str;
 
 /* Fill cfg with defaults. */
 void config_defaults(struct config *cfg);
@@ -49,6 +52,8 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
 /* Apply a config file: "key = value" lines with the flag names as keys,
  * '#' comments. 0, errno of open, or EINVAL with the reason in err. */
 int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Free what config_parse_file allocated. */
+void config_free(struct config *cfg);
 /* The --help text, generated from the same table as the parser. */
 void config_print_help(FILE *out);
 

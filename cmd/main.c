@@ -196,81 +196,84 @@ static int attach_kernel(struct daemon *d)
     return err;
 }
 
+/* Open, serve until a signal, stop in order. Returns the exit status. */
+static int run_daemon(struct daemon *d)
+{
+    /* Block the signals before any thread exists, so all inherit the mask. */
+    sigemptyset(&d->sigs);
+    sigaddset(&d->sigs, SIGINT);
+    sigaddset(&d->sigs, SIGTERM);
+    sigaddset(&d->sigs, SIGHUP);
+    sigaddset(&d->sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_device(d))
+        return EXIT_RUNTIME;
+    struct usbd_server_config sc = {
+        .export_name = d->cfg.name,
+        .description = d->cfg.description,
+        .threads = (unsigned)d->cfg.threads,
+        .max_clients = (unsigned)d->cfg.max_clients,
+        .inflight_bytes = (uint32_t)d->cfg.inflight,
+        .handshake_timeout_s = (unsigned)((d->cfg.handshake_timeout_ms + 999) / 1000),
+        .log = log_line,
+        .log_level = d->level,
+    };
+    int err = usbd_server_create(&d->dev, &sc, &d->srv);
+    if (!err)
+        err = start_listeners(d);
+    pthread_t sigt;
+    bool sig_started = false;
+    if (!err) {
+        err = pthread_create(&sigt, NULL, signal_thread, d);
+        sig_started = err == 0;
+    }
+    if (!err)
+        err = attach_kernel(d);
+    if (!err) {
+        char sz[32];
+        format_size(d->dev.size, sz, sizeof sz);
+        logf_(d, USBD_LOG_INFO, "ready: export '%s', %s, kind %s%s", d->cfg.name, sz, d->cfg.kind,
+              d->dev.read_only ? ", read-only" : "");
+        err = usbd_server_run(d->srv);
+    } else if (sig_started) {
+        usbd_server_stop(d->srv);
+    }
+    if (sig_started) {
+        pthread_kill(sigt, SIGUSR1); /* harmless if it already returned */
+        pthread_join(sigt, NULL);
+    }
+    if (d->kernel) /* stopped by an error, not a signal */
+        usbd_kernel_detach(d->kernel);
+    int ferr = d->dev.ops && d->dev.ops->flush ? d->dev.ops->flush(d->dev.priv) : 0;
+    if (ferr)
+        logf_(d, USBD_LOG_ERROR, "final flush failed: %s", strerror(ferr));
+    usbd_server_destroy(d->srv);
+    usbd_dev_close(&d->dev);
+    if (!err && !ferr)
+        logf_(d, USBD_LOG_INFO, "stopped cleanly");
+    return err || ferr ? EXIT_RUNTIME : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
     char err_msg[512];
     config_defaults(&d.cfg);
-    if (config_parse_args(&d.cfg, argc, argv, err_msg, sizeof err_msg)) {
+    if (config_parse_args(&d.cfg, argc, argv, err_msg, sizeof err_msg) ||
+        (!d.cfg.help && !d.cfg.version && check_config(&d.cfg, &d.level, err_msg, sizeof err_msg))) {
         fprintf(stderr, "usbd-objstore: %s\n", err_msg);
+        config_free(&d.cfg);
         return EXIT_USAGE;
     }
-    if (d.cfg.help) {
+    int rc = 0;
+    if (d.cfg.help)
         config_print_help(stdout);
-        return 0;
-    }
-    if (d.cfg.version) {
+    else if (d.cfg.version)
         printf("usbd-objstore %s\n", USBD_VERSION);
-        return 0;
-    }
-    if (check_config(&d.cfg, &d.level, err_msg, sizeof err_msg)) {
-        fprintf(stderr, "usbd-objstore: %s\n", err_msg);
-        return EXIT_USAGE;
-    }
-
-    /* Block the signals before any thread exists, so all inherit the mask. */
-    sigemptyset(&d.sigs);
-    sigaddset(&d.sigs, SIGINT);
-    sigaddset(&d.sigs, SIGTERM);
-    sigaddset(&d.sigs, SIGHUP);
-    sigaddset(&d.sigs, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (open_device(&d))
-        return EXIT_RUNTIME;
-    struct usbd_server_config sc = {
-        .export_name = d.cfg.name,
-        .description = d.cfg.description,
-        .threads = (unsigned)d.cfg.threads,
-        .max_clients = (unsigned)d.cfg.max_clients,
-        .inflight_bytes = (uint32_t)d.cfg.inflight,
-        .handshake_timeout_s = (unsigned)((d.cfg.handshake_timeout_ms + 999) / 1000),
-        .log = log_line,
-        .log_level = d.level,
-    };
-    int err = usbd_server_create(&d.dev, &sc, &d.srv);
-    if (!err)
-        err = start_listeners(&d);
-    pthread_t sigt;
-    bool sig_started = false;
-    if (!err) {
-        err = pthread_create(&sigt, NULL, signal_thread, &d);
-        sig_started = err == 0;
-    }
-    if (!err)
-        err = attach_kernel(&d);
-    if (!err) {
-        char sz[32];
-        format_size(d.dev.size, sz, sizeof sz);
-        logf_(&d, USBD_LOG_INFO, "ready: export '%s', %s, kind %s%s", d.cfg.name, sz, d.cfg.kind,
-              d.dev.read_only ? ", read-only" : "");
-        err = usbd_server_run(d.srv);
-    } else if (sig_started) {
-        usbd_server_stop(d.srv);
-    }
-    if (sig_started) {
-        pthread_kill(sigt, SIGUSR1); /* no-op if it already returned */
-        pthread_join(sigt, NULL);
-    }
-    if (d.kernel) /* stopped by an error, not a signal */
-        usbd_kernel_detach(d.kernel);
-    int ferr = d.dev.ops && d.dev.ops->flush ? d.dev.ops->flush(d.dev.priv) : 0;
-    if (ferr)
-        logf_(&d, USBD_LOG_ERROR, "final flush failed: %s", strerror(ferr));
-    usbd_server_destroy(d.srv);
-    usbd_dev_close(&d.dev);
-    if (!err && !ferr)
-        logf_(&d, USBD_LOG_INFO, "stopped cleanly");
-    return err || ferr ? EXIT_RUNTIME : 0;
+    else
+        rc = run_daemon(&d);
+    config_free(&d.cfg);
+    return rc;
 }

@@ -23,6 +23,8 @@ static int parse(struct config *c, char *err, int argc, ...)
     for (int i = 0; i < argc; i++)
         argv[i + 1] = va_arg(ap, char *);
     va_end(ap);
+    if (c->owned)
+        config_free(c);
     config_defaults(c);
     return config_parse_args(c, argc + 1, argv, err, 256);
 }
@@ -59,7 +61,7 @@ int main(void)
     format_size(1536, buf, sizeof buf);
     CHECK(strcmp(buf, "1.5 KiB") == 0);
 
-    struct config c;
+    struct config c = {0};
     char err[256];
     CHECK(parse(&c, err, 2, "-kind=mem", "-size=1GiB") == 0);
     CHECK(!strcmp(c.kind, "mem") && c.size == 1ull << 30);
@@ -94,5 +96,6 @@ int main(void)
     CHECK(parse(&c, err, 1, arg) == EINVAL && strstr(err, ":1: unknown key 'sise'"));
     unlink(path);
     CHECK(parse(&c, err, 1, arg) == ENOENT && strstr(err, "cannot read config file"));
+    config_free(&c);
     return CHECK_DONE();
 }
