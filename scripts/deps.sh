@@ -1,0 +1,26 @@
+#!/bin/bash
+# deps.sh [--test]: install (Debian 12, as root) what usbd-objstore needs to
+# build, and with --test what its test suite uses. Installs only what is
+# missing, so a second run is quick.
+set -euo pipefail
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libssl-dev liblmdb-dev
+            libcurl4-openssl-dev)
+TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit nbdfuse fuse3 fio
+           qemu-utils nbd-client bc procps e2fsprogs curl)
+pkgs=("${BUILD_PKGS[@]}")
+[ "${1:-}" = --test ] && pkgs+=("${TEST_PKGS[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && { echo "deps: all ${#pkgs[@]} packages present"; exit 0; }
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"
