@@ -6,12 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 scripts/build.sh release asan fuzz
-status=0
+status=0 passed=0 failed=0 skipped=0
+log=$(mktemp /tmp/usbd-ctest.XXXXXX)
+trap 'rm -f "$log"' EXIT
 for dir in build build-asan; do
     echo "=== ctest in $dir"
-    (cd $dir && ctest --output-on-failure --timeout 600) || status=1
+    (cd $dir && ctest --output-on-failure --timeout 600) | tee "$log" || status=1
+    passed=$((passed + $(grep -c ' Passed ' "$log" || true)))
+    failed=$((failed + $(grep -Ec '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception' "$log" || true)))
+    skipped=$((skipped + $(grep -c 'Skipped' "$log" || true)))
 done
 echo "=== fuzz (${FUZZ_SECONDS:-60}s)"
-tests/fuzz/run-fuzz.sh build-fuzz "${FUZZ_SECONDS:-60}" || status=1
-[ $status = 0 ] && echo "test.sh: all passed" || echo "test.sh: FAILURES above"
+if tests/fuzz/run-fuzz.sh build-fuzz "${FUZZ_SECONDS:-60}"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+[ $status = 0 ] || echo "test.sh: FAILURES above"
+echo "$passed passed, $failed failed, $skipped skipped"
 exit $status
