@@ -157,7 +157,9 @@ static void *signal_thread(void *arg)
         if (sigwait(&d->sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            int err = d->dev.ops->flush ? d->dev.ops->flush(d->dev.priv) : 0;
+            int err = d->kernel ? usbd_kernel_flush(d->kernel) : 0;
+            if (!err && d->dev.ops->flush)
+                err = d->dev.ops->flush(d->dev.priv);
             logf_(d, err ? USBD_LOG_ERROR : USBD_LOG_INFO, "SIGHUP: flush %s%s",
                   err ? "failed: " : "done", err ? strerror(err) : "");
             continue;
@@ -167,14 +169,10 @@ static void *signal_thread(void *arg)
         logf_(d, USBD_LOG_INFO, "%s: stopping: finishing requests in flight", strsignal(sig));
         if (d->kernel) {
             /* The kernel first: it finishes its queue and sends DISC on our
-             * sockets, so nothing it acknowledged upward is cut off. */
-            const char *path = usbd_kernel_path(d->kernel);
-            char p[64];
-            snprintf(p, sizeof p, "%s", path);
-            int err = usbd_kernel_detach(d->kernel);
+             * sockets, so nothing it acknowledged upward is cut off. It
+             * logs the outcome itself. */
+            usbd_kernel_detach(d->kernel);
             d->kernel = NULL;
-            logf_(d, err ? USBD_LOG_ERROR : USBD_LOG_INFO, "%s %s%s", p,
-                  err ? "detach failed: " : "detached", err ? strerror(err) : "");
         }
         usbd_server_stop(d->srv);
         return NULL;
@@ -191,8 +189,6 @@ static int attach_kernel(struct daemon *d)
      * sockets still serve. An explicit device that fails is fatal. */
     if (err == ENODEV && !strcmp(d->cfg.nbd_device, "auto"))
         return 0;
-    if (!err)
-        logf_(d, USBD_LOG_INFO, "attached as %s", usbd_kernel_path(d->kernel));
     return err;
 }
 

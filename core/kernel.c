@@ -266,10 +266,15 @@ static bool wait_done(struct usbd_kernel *k, long ms)
 
 /* Wait until the kernel shows our DO_IT thread in /sys/block/nbdN/pid (the
  * device runs), or DO_IT has returned (it failed). 0, the errno of DO_IT, or
- * ETIMEDOUT. */
+ * ETIMEDOUT.
+ * The pid file holds the thread id in the kernel's initial pid namespace; in
+ * a container gettid() differs. So a pid file with another value also counts
+ * once DO_IT has stayed blocked for a while after it appeared: had another
+ * process started the device, our DO_IT would have returned EBUSY at once. */
 static int wait_started(struct usbd_kernel *k)
 {
-    struct timespec dl, now, step;
+    struct timespec dl, now, step, other_until = {0, 0};
+    bool other_seen = false;
     deadline_after_ms(&dl, KERNEL_START_TIMEOUT_MS);
     pthread_mutex_lock(&k->lock);
     for (;;) {
@@ -278,13 +283,19 @@ static int wait_started(struct usbd_kernel *k)
             pthread_mutex_unlock(&k->lock);
             return err;
         }
-        long pid;
-        if (k->tid != 0 && sysfs_read_long(k->name, "pid", &pid) && pid == k->tid) {
-            atomic_store(&k->started, true);
-            pthread_mutex_unlock(&k->lock);
-            return 0;
-        }
         clock_gettime(CLOCK_MONOTONIC, &now);
+        long pid;
+        if (k->tid != 0 && sysfs_read_long(k->name, "pid", &pid)) {
+            if (!other_seen && pid != k->tid) {
+                other_seen = true;
+                deadline_after_ms(&other_until, 200);
+            }
+            if (pid == k->tid || !before(&now, &other_until)) {
+                atomic_store(&k->started, true);
+                pthread_mutex_unlock(&k->lock);
+                return 0;
+            }
+        }
         if (!before(&now, &dl)) {
             pthread_mutex_unlock(&k->lock);
             return ETIMEDOUT;
@@ -427,9 +438,13 @@ static int attach_one(struct usbd_server *srv, const char *name, unsigned nconn,
 
     /* Block size first: the kernel keeps the byte size when it changes, but
      * computes SET_SIZE_BLOCKS with the block size in force. */
-    step = "NBD_SET_BLKSIZE";
-    if (ioctl(k->fd, NBD_SET_BLKSIZE, (unsigned long)bs) < 0)
-        goto ioctl_failed;
+    if (ioctl(k->fd, NBD_SET_BLKSIZE, (unsigned long)bs) < 0) {
+        err = errno;
+        usbd_server_log(srv, USBD_LOG_ERROR, "kernel: %s: NBD_SET_BLKSIZE %u: %s%s", k->path, bs,
+                        strerror(err),
+                        err == EINVAL ? " (this kernel takes 512 up to the page size)" : "");
+        goto undo;
+    }
     step = "NBD_SET_SIZE_BLOCKS";
     if (ioctl(k->fd, NBD_SET_SIZE_BLOCKS, (unsigned long)blocks) < 0)
         goto ioctl_failed;
@@ -651,6 +666,18 @@ int usbd_kernel_attach(struct usbd_server *srv, const char *which, unsigned ncon
 const char *usbd_kernel_path(const struct usbd_kernel *k)
 {
     return k->path;
+}
+
+int usbd_kernel_flush(struct usbd_kernel *k)
+{
+    /* fsync on the block device writes its page cache back and makes the
+     * kernel send NBD_CMD_FLUSH: what a gadget or a filesystem wrote above
+     * the device becomes the daemon's to make durable. */
+    if (fsync(k->fd) == 0)
+        return 0;
+    int err = errno;
+    usbd_server_log(k->srv, USBD_LOG_ERROR, "kernel: %s: fsync: %s", k->path, strerror(err));
+    return err;
 }
 
 int usbd_kernel_detach(struct usbd_kernel *k)

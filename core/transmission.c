@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -422,6 +423,11 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct conn *c = w->c;
+    /* Serving the kernel's own /dev/nbdX: memory reclaim may wait on our
+     * replies, so our allocations must not wait on reclaim (best effort:
+     * needs Linux 5.6 and CAP_SYS_RESOURCE). */
+    if (c->adopted)
+        (void)prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
     for (;;) {
         struct nbd_request r;
         uint32_t verdict = 0;

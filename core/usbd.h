@@ -203,6 +203,10 @@ int usbd_kernel_attach(struct usbd_server *srv, const char *which, unsigned ncon
 /* The device path attached, e.g. "/dev/nbd0". */
 const char *usbd_kernel_path(const struct usbd_kernel *k);
 
+/* Write back the kernel's page cache of the device and have it send FLUSH
+ * (what SIGHUP does when a gadget or filesystem writes above /dev/nbdX). */
+int usbd_kernel_flush(struct usbd_kernel *k);
+
 /* Disconnect the kernel device (it finishes its queued requests first),
  * wait for it to let go, free k. */
 int usbd_kernel_detach(struct usbd_kernel *k);

@@ -6,7 +6,8 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libssl-dev liblmdb-dev
             libcurl4-openssl-dev)
 TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit nbdfuse fuse3 fio
-           qemu-utils nbd-client bc procps e2fsprogs curl)
+           qemu-utils nbd-client bc procps e2fsprogs curl
+           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils zstd)
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = --test ] && pkgs+=("${TEST_PKGS[@]}")
 

@@ -16,6 +16,13 @@ for dir in build build-asan; do
     failed=$((failed + $(grep -Ec '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception' "$log" || true)))
     skipped=$((skipped + $(grep -c 'Skipped' "$log" || true)))
 done
+# The kernel path: /dev/nbd0 (and the USB gadget chain) inside a qemu VM.
+for t in nbd-attach-test.sh usb-gadget-test.sh; do
+    echo "=== VM: $t"
+    rc=0; BUILD=$PWD/build E2E_QUIET=1 tests/e2e/run-vm.sh "$t" || rc=$?
+    case $rc in 0) passed=$((passed + 1)) ;; 77) skipped=$((skipped + 1)) ;;
+                *) failed=$((failed + 1)); status=1 ;; esac
+done
 echo "=== fuzz (${FUZZ_SECONDS:-60}s)"
 if tests/fuzz/run-fuzz.sh build-fuzz "${FUZZ_SECONDS:-60}"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 [ $status = 0 ] || echo "test.sh: FAILURES above"
