@@ -24,8 +24,9 @@ struct flag {
 #define OFF(field) offsetof(struct config, field)
 
 static const struct flag flags[] = {
-    {"kind", F_STRING, OFF(kind), "mem|file", "mem",
-     "what backs the disk: mem (RAM, lost at exit), file (a file or block device, see -file)"},
+    {"kind", F_STRING, OFF(kind), "local|mem|file", "local",
+     "what backs the disk: local (chunks sealed into an object store in a directory, "
+     "see -store), mem (RAM, lost at exit), file (a file or block device, see -file)"},
     {"size", F_SIZE, OFF(size), "SIZE", NULL,
      "disk size, e.g. 20GiB, 512MiB (a multiple of 4096; -kind=file: defaults to the file's size)"},
     {"file", F_STRING, OFF(file), "PATH", NULL, "-kind=file: the file or block device (created with -size if missing)"},
@@ -44,6 +45,31 @@ static const struct flag flags[] = {
      "request payload bytes in flight per connection (bounds memory)"},
     {"handshake-timeout", F_DURATION, OFF(handshake_timeout_ms), "DURATION", "30s",
      "a client must finish option negotiation within this time"},
+    {"store", F_STRING, OFF(store), "DIR", "/var/lib/usbd-objstore/store",
+     "-kind=local: the object store, a directory (another machine can open the volume from it)"},
+    {"store-dir", F_STRING, OFF(store_dir), "DIR", "/var/lib/usbd-objstore/cache",
+     "local state: the cache and its index, in DIR/NAME (an empty one is rebuilt from the store)"},
+    {"objsize", F_SIZE, OFF(objsize), "SIZE", NULL,
+     "chunk size, a power of two from 64KiB to 64MiB, fixed when the volume is created "
+     "(default 4MiB)"},
+    {"key", F_STRING, OFF(key), "key:HEX|file:PATH|env:VAR", NULL,
+     "the volume's 256-bit master key; without it, STORE-DIR/NAME.key (generated with mode "
+     "0600 when the volume is created: keep a copy elsewhere)"},
+    {"flush-every", F_DURATION, OFF(flush_every_ms), "DURATION", "10s",
+     "how often changes are sealed and committed to the store as one epoch (also on SIGHUP)"},
+    {"flush-workers", F_COUNT, OFF(flush_workers), "N", "4", "parallel uploads"},
+    {"cache-size", F_SIZE, OFF(cache_size), "SIZE", NULL,
+     "local disk for cached chunks (default: the device size)"},
+    {"dirty-max", F_SIZE, OFF(dirty_max), "SIZE", NULL,
+     "changed data not yet in the store before writers wait (default: half of -cache-size)"},
+    {"compress", F_STRING, OFF(compress), "zstd|none", "zstd", "compression of chunks"},
+    {"zstd-level", F_COUNT, OFF(zstd_level), "N", "1", "zstd level (1: fastest; see BENCHMARKS.md)"},
+    {"cipher", F_STRING, OFF(cipher), "aes-256-ctr|none", "aes-256-ctr",
+     "encryption of chunks (every object is authenticated either way)"},
+    {"sync", F_STRING, OFF(sync), "local|remote", "local",
+     "what NBD FLUSH waits for: the local disk, or also the store (slower)"},
+    {"store-faults", F_STRING, OFF(store_faults), "SPEC", NULL,
+     "for tests: inject store faults, e.g. put-error=0.5,latency=20ms (see backends/objstore.h)"},
     {"log-level", F_STRING, OFF(log_level), "error|warn|info|debug", "info", "how much to log (to stderr)"},
     {"config", F_STRING, OFF(config_file), "FILE", NULL,
      "read flags from FILE (key = value lines, same names); the command line wins"},
@@ -280,6 +306,8 @@ void config_print_help(FILE *out)
             "as /dev/nbdX)\n\n"
             "Usage: usbd-objstore [flags]\n\n"
             "Examples:\n"
+            "  usbd-objstore -size=20GiB -name=tv     (a volume in /var/lib/usbd-objstore)\n"
+            "  usbd-objstore -kind=local -store=/srv/store -store-dir=/var/cache/usbd -size=20GiB\n"
             "  usbd-objstore -kind=mem -size=1GiB -listen=unix:/run/usbd.sock\n"
             "  usbd-objstore -kind=file -file=/srv/disk.img -size=20GiB -listen=tcp:127.0.0.1:10809\n"
             "  nbdinfo 'nbd+unix:///?socket=/run/usbd.sock'\n\n"
@@ -296,7 +324,9 @@ void config_print_help(FILE *out)
                 def ? def : "", def ? ")" : "");
     }
     fprintf(out,
-            "\nSignals: SIGINT/SIGTERM stop taking requests, finish those in flight, flush, detach\n"
-            "the kernel device and exit 0. SIGHUP flushes the device.\n"
+            "\nSignals: SIGINT/SIGTERM stop taking requests, finish those in flight, detach the\n"
+            "kernel device, flush everything to the store (showing progress) and exit 0; a second\n"
+            "SIGINT says what is not in the store yet, a third exits without waiting (the data\n"
+            "stays in the local cache and is uploaded at the next start). SIGHUP flushes now.\n"
             "Exit status: 0 after a clean stop, 1 on a runtime error, 2 on bad flags.\n");
 }

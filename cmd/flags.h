@@ -27,6 +27,20 @@ struct config {
     uint64_t handshake_timeout_ms;
     const char *log_level;
     const char *config_file;
+    /* -kind=local */
+    const char *store;
+    const char *store_dir;
+    uint64_t objsize;
+    const char *key;
+    uint64_t flush_every_ms;
+    uint64_t flush_workers;
+    uint64_t cache_size;
+    uint64_t dirty_max;
+    const char *compress;
+    uint64_t zstd_level;
+    const char *cipher;
+    const char *sync;
+    const char *store_faults;
     bool help;
     bool version;
     struct config_str *owned; /* strings read from a config file */

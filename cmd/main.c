@@ -15,7 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backends/objstore.h"
+#include "cache/cache.h"
 #include "core/usbd.h"
+#include "crypto/seal.h"
 #include "flags.h"
 
 #define EXIT_RUNTIME 1
@@ -26,8 +29,11 @@ struct daemon {
     struct usbd_dev dev;
     struct usbd_server *srv;
     struct usbd_kernel *kernel;
+    struct objstore *store; /* -kind=local */
+    struct cache *cache;
     enum usbd_log_level level;
     sigset_t sigs;
+    unsigned stop_signals; /* SIGINT/SIGTERM received (signal thread only) */
 };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -71,8 +77,24 @@ static int check_config(struct config *c, enum usbd_log_level *level, char *err,
 {
     if (parse_level(c->log_level, level))
         return snprintf(err, n, "-log-level=%s: expected error, warn, info or debug", c->log_level), EINVAL;
-    if (strcmp(c->kind, "mem") && strcmp(c->kind, "file"))
-        return snprintf(err, n, "-kind=%s: unknown kind (expected mem or file)", c->kind), EINVAL;
+    if (strcmp(c->kind, "mem") && strcmp(c->kind, "file") && strcmp(c->kind, "local"))
+        return snprintf(err, n, "-kind=%s: unknown kind (expected local, mem or file)", c->kind), EINVAL;
+    if (strcmp(c->compress, "zstd") && strcmp(c->compress, "none"))
+        return snprintf(err, n, "-compress=%s: expected zstd or none", c->compress), EINVAL;
+    if (strcmp(c->cipher, "aes-256-ctr") && strcmp(c->cipher, "none"))
+        return snprintf(err, n, "-cipher=%s: expected aes-256-ctr or none", c->cipher), EINVAL;
+    if (strcmp(c->sync, "local") && strcmp(c->sync, "remote"))
+        return snprintf(err, n, "-sync=%s: expected local or remote", c->sync), EINVAL;
+    if (c->zstd_level < 1 || c->zstd_level > 19)
+        return snprintf(err, n, "-zstd-level=%llu: expected 1 to 19", (unsigned long long)c->zstd_level), EINVAL;
+    if (c->flush_workers < 1 || c->flush_workers > 64)
+        return snprintf(err, n, "-flush-workers=%llu: expected 1 to 64",
+                        (unsigned long long)c->flush_workers), EINVAL;
+    if (c->flush_every_ms < 100)
+        return snprintf(err, n, "-flush-every: at least 100ms"), EINVAL;
+    if (c->objsize && (c->objsize < (64u << 10) || c->objsize > (64u << 20) || (c->objsize & (c->objsize - 1))))
+        return snprintf(err, n, "-objsize=%llu: a power of two from 64KiB to 64MiB",
+                        (unsigned long long)c->objsize), EINVAL;
     if (!strcmp(c->kind, "mem") && c->size == 0)
         return snprintf(err, n, "-kind=mem needs a -size above 0 (e.g. -size=1GiB)"), EINVAL;
     if (!strcmp(c->kind, "file") && !c->file)
@@ -100,10 +122,102 @@ static int check_config(struct config *c, enum usbd_log_level *level, char *err,
     return 0;
 }
 
+static void store_log(void *opaque, int level, const char *line)
+{
+    log_line(opaque, level < 0 ? USBD_LOG_ERROR : level > 3 ? USBD_LOG_DEBUG : (enum usbd_log_level)level,
+             line);
+}
+
+/* The master key: -key, or the generated key file of the volume, or a new
+ * one when the volume does not exist yet. */
+static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
+{
+    char msg[512], path[4200], spec[4300];
+    unsigned warn = 0;
+    const char *given = d->cfg.key;
+    snprintf(path, sizeof path, "%s/%s.key", d->cfg.store_dir, d->cfg.name);
+    if (!given && access(path, F_OK) == 0) {
+        snprintf(spec, sizeof spec, "file:%s", path);
+        given = spec;
+    }
+    if (given) {
+        int err = key_load(given, key, &warn, msg, sizeof msg);
+        if (err)
+            logf_(d, USBD_LOG_ERROR, "-key: %s", msg);
+        else if (warn)
+            logf_(d, USBD_LOG_WARN, "-key: %s", msg);
+        return err;
+    }
+    char sb[1200];
+    snprintf(sb, sizeof sb, "%s/superblock", d->cfg.name);
+    uint64_t sz;
+    if (objstore_head(d->store, sb, &sz) == 0) {
+        logf_(d, USBD_LOG_ERROR, "volume '%s' exists in the store but %s is missing: give its key "
+              "with -key=file:PATH (or key:HEX, env:VAR)", d->cfg.name, path);
+        return ENOENT;
+    }
+    if (mkdir(d->cfg.store_dir, 0755) != 0 && errno != EEXIST) {
+        logf_(d, USBD_LOG_ERROR, "cannot create %s: %s", d->cfg.store_dir, strerror(errno));
+        return errno;
+    }
+    int err = key_generate(path, key, msg, sizeof msg);
+    if (err)
+        logf_(d, USBD_LOG_ERROR, "cannot save a new key: %s", msg);
+    else
+        logf_(d, USBD_LOG_WARN, "generated a new key for volume '%s' in %s: keep a copy elsewhere, "
+              "without it nobody (you included) can read the volume", d->cfg.name, path);
+    return err;
+}
+
+static int open_local(struct daemon *d)
+{
+    struct config *c = &d->cfg;
+    struct objstore_local_config lc = {.root = c->store, .create = true, .log = store_log};
+    int err = objstore_local_open(&lc, &d->store);
+    if (!err && c->store_faults) {
+        struct objstore *f;
+        err = objstore_fault_open_spec(d->store, c->store_faults, store_log, NULL, &f);
+        if (err)
+            objstore_close(d->store);
+        d->store = err ? NULL : f;
+        if (!err)
+            logf_(d, USBD_LOG_WARN, "injecting store faults: %s", c->store_faults);
+    }
+    if (err)
+        return err;
+    struct cache_config cc = {
+        .state_dir = c->store_dir,
+        .volume = c->name,
+        .size = c->size,
+        .chunk_size = (uint32_t)c->objsize,
+        .cache_size = c->cache_size,
+        .dirty_max = c->dirty_max,
+        .flush_every_ms = c->flush_every_ms,
+        .flush_workers = (unsigned)c->flush_workers,
+        .seal = {.comp = strcmp(c->compress, "zstd") ? SEAL_COMP_NONE : SEAL_COMP_ZSTD,
+                 .level = (int)c->zstd_level,
+                 .cipher = strcmp(c->cipher, "none") ? SEAL_CIPHER_AES256CTR : SEAL_CIPHER_NONE},
+        .sync_remote = !strcmp(c->sync, "remote"),
+        .log = log_line,
+        .log_level = d->level,
+    };
+    err = load_key(d, cc.master_key);
+    if (!err)
+        err = cache_open(&cc, d->store, &d->cache);
+    seal_wipe(cc.master_key, sizeof cc.master_key);
+    if (!err) {
+        cache_device(d->cache, &d->dev);
+        d->dev.read_only = c->readonly;
+    }
+    return err;
+}
+
 static int open_device(struct daemon *d)
 {
     struct config *c = &d->cfg;
     int err;
+    if (!strcmp(c->kind, "local"))
+        return open_local(d);
     if (!strcmp(c->kind, "mem")) {
         err = usbd_mem_open(c->size, &d->dev);
         if (err)
@@ -113,6 +227,28 @@ static int open_device(struct daemon *d)
         return err;
     }
     return usbd_file_open(c->file, c->size, c->readonly, log_line, NULL, &d->dev);
+}
+
+/* Flush and close the device: for -kind=local, everything into the store. */
+static int close_device(struct daemon *d)
+{
+    int err = 0;
+    if (d->cache) {
+        err = cache_close(d->cache);
+        d->cache = NULL;
+        objstore_close(d->store);
+        d->store = NULL;
+        memset(&d->dev, 0, sizeof d->dev);
+        return err;
+    }
+    if (d->store)
+        objstore_close(d->store);
+    d->store = NULL;
+    err = d->dev.ops && d->dev.ops->flush ? d->dev.ops->flush(d->dev.priv) : 0;
+    if (err)
+        logf_(d, USBD_LOG_ERROR, "final flush failed: %s", strerror(err));
+    usbd_dev_close(&d->dev);
+    return err;
 }
 
 /* Where clients connect when no -listen is given. */
@@ -158,14 +294,31 @@ static void *signal_thread(void *arg)
             continue;
         if (sig == SIGHUP) {
             int err = d->kernel ? usbd_kernel_flush(d->kernel) : 0;
-            if (!err && d->dev.ops->flush)
+            if (!err && d->dev.ops && d->dev.ops->flush)
                 err = d->dev.ops->flush(d->dev.priv);
+            if (d->cache)
+                cache_flush_soon(d->cache);
             logf_(d, err ? USBD_LOG_ERROR : USBD_LOG_INFO, "SIGHUP: flush %s%s",
-                  err ? "failed: " : "done", err ? strerror(err) : "");
+                  err ? "failed: " : d->cache ? "done; an epoch to the store starts now" : "done",
+                  err ? strerror(err) : "");
             continue;
         }
-        if (sig == SIGUSR1) /* sent by main() when the server stopped on its own */
+        if (sig == SIGUSR1) /* sent by run_daemon() once everything is closed */
             return NULL;
+        d->stop_signals++;
+        if (d->stop_signals == 2) {
+            uint64_t left = d->cache ? cache_dirty_bytes(d->cache) : 0;
+            logf_(d, USBD_LOG_WARN, "%.1f MiB are not in the store yet and the flush goes on; "
+                  "signal again to exit without waiting (that data stays in the local cache and "
+                  "is uploaded at the next start)", left / 1048576.0);
+            continue;
+        }
+        if (d->stop_signals >= 3) {
+            logf_(d, USBD_LOG_WARN, "exiting without waiting for the store");
+            if (d->cache)
+                cache_abandon(d->cache);
+            continue;
+        }
         logf_(d, USBD_LOG_INFO, "%s: stopping: finishing requests in flight", strsignal(sig));
         if (d->kernel) {
             /* The kernel first: it finishes its queue and sends DISC on our
@@ -175,7 +328,6 @@ static void *signal_thread(void *arg)
             d->kernel = NULL;
         }
         usbd_server_stop(d->srv);
-        return NULL;
     }
 }
 
@@ -204,8 +356,10 @@ static int run_daemon(struct daemon *d)
     pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (open_device(d))
+    if (open_device(d)) {
+        close_device(d);
         return EXIT_RUNTIME;
+    }
     struct usbd_server_config sc = {
         .export_name = d->cfg.name,
         .description = d->cfg.description,
@@ -236,17 +390,18 @@ static int run_daemon(struct daemon *d)
     } else if (sig_started) {
         usbd_server_stop(d->srv);
     }
-    if (sig_started) {
-        pthread_kill(sigt, SIGUSR1); /* harmless if it already returned */
-        pthread_join(sigt, NULL);
-    }
     if (d->kernel) /* stopped by an error, not a signal */
         usbd_kernel_detach(d->kernel);
-    int ferr = d->dev.ops && d->dev.ops->flush ? d->dev.ops->flush(d->dev.priv) : 0;
-    if (ferr)
-        logf_(d, USBD_LOG_ERROR, "final flush failed: %s", strerror(ferr));
-    usbd_server_destroy(d->srv);
-    usbd_dev_close(&d->dev);
+    int ferr = 0;
+    if (d->srv) {
+        usbd_server_destroy(d->srv); /* every connection is closed: no more I/O */
+        d->srv = NULL;
+    }
+    ferr = close_device(d);
+    if (sig_started) {
+        pthread_kill(sigt, SIGUSR1);
+        pthread_join(sigt, NULL);
+    }
     if (!err && !ferr)
         logf_(d, USBD_LOG_INFO, "stopped cleanly");
     return err || ferr ? EXIT_RUNTIME : 0;

@@ -1,0 +1,375 @@
+/* flusher.c - epochs: freeze the dirty chunks, upload them, commit.
+ *
+ * 1. Freeze (under the freeze barrier, so no write is half-applied): every
+ *    live chunk state becomes the frozen state of epoch e. Writes after this
+ *    copy the frozen slot to a new live slot (copy on write), so what epoch e
+ *    uploads is exactly the device at the freeze.
+ * 2. Upload: flush_workers threads seal each frozen chunk as generation e
+ *    and put it, retrying with backoff; an all-zero chunk is not uploaded.
+ * 3. Commit: put the epoch record. Only now does the store's map change: a
+ *    crash before this leaves the previous epoch intact (the new objects are
+ *    garbage, removed at the next open).
+ * 4. Locally: frozen slots become clean slots of generation e; persisted.
+ * 5. Retire superseded generations; every CHECKPOINT_EVERY epochs, a
+ *    checkpoint, so opening never replays more than that many records.
+ * Nothing is marked clean before the store confirmed it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define CHECKPOINT_EVERY 32
+
+struct upload {
+    uint32_t index;
+    uint32_t slot;    /* frozen slot; SLOT_NONE: frozen as zeros */
+    uint64_t new_gen; /* epoch, or 0 if the chunk is all zeros */
+};
+
+struct epoch_job {
+    struct cache *c;
+    uint64_t epoch;
+    struct upload *u;
+    size_t n;
+    atomic_size_t next;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    unsigned finished;
+    int err;
+    uint64_t sealed_bytes;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    /* Word at a time; chunks are 64 KiB aligned multiples. */
+    const uint64_t *w = (const uint64_t *)(const void *)p;
+    for (size_t i = 0; i < n / 8; i++)
+        if (w[i])
+            return false;
+    return true;
+}
+
+struct put_chunk_args {
+    struct cache *c;
+    const char *key;
+    const void *obj;
+    size_t len;
+};
+
+static int put_chunk_op(void *arg)
+{
+    struct put_chunk_args *a = arg;
+    return objstore_put(a->c->store, a->key, a->obj, a->len);
+}
+
+static void *upload_worker(void *arg)
+{
+    struct epoch_job *job = arg;
+    struct cache *c = job->c;
+    struct seal_ctx *sc = NULL;
+    size_t cap = seal_bound(c->chunk_size);
+    uint8_t *plain = malloc(c->chunk_size), *obj = malloc(cap);
+    int err = plain && obj ? seal_ctx_new(&sc) : ENOMEM;
+    uint64_t sealed = 0;
+    for (size_t j; !err && (j = atomic_fetch_add(&job->next, 1)) < job->n;) {
+        struct upload *u = &job->u[j];
+        u->new_gen = 0;
+        if (u->slot == SLOT_NONE)
+            continue;
+        err = slot_pread(c, u->slot, plain, c->chunk_size, 0);
+        if (err)
+            break;
+        atomic_fetch_sub(&c->uploading_left, c->chunk_size);
+        if (all_zero(plain, c->chunk_size))
+            continue; /* zeros are never stored: an absent chunk reads as zeros */
+        struct seal_id id = {.kind = SEAL_KIND_CHUNK, .index = u->index, .gen = job->epoch};
+        size_t len;
+        err = seal_object(sc, &c->keys, &c->cfg.seal, &id, plain, c->chunk_size, obj, cap, &len);
+        if (err)
+            break;
+        char key[KEY_LEN], what[96];
+        key_chunk(c, u->index, job->epoch, key, sizeof key);
+        snprintf(what, sizeof what, "chunk 0x%x gen %llu: PUT", u->index,
+                 (unsigned long long)job->epoch);
+        struct put_chunk_args a = {c, key, obj, len};
+        err = volume_retry(c, what, put_chunk_op, &a);
+        if (!err) {
+            u->new_gen = job->epoch;
+            sealed += len;
+            atomic_fetch_add(&c->bytes_uploaded, len);
+            atomic_fetch_add(&c->objects_put, 1);
+        }
+    }
+    seal_ctx_free(sc);
+    free(plain);
+    free(obj);
+    pthread_mutex_lock(&job->lock);
+    if (err && !job->err)
+        job->err = err;
+    job->sealed_bytes += sealed;
+    job->finished++;
+    pthread_cond_broadcast(&job->done_cv);
+    pthread_mutex_unlock(&job->lock);
+    return NULL;
+}
+
+/* Step 1. Returns the frozen chunks (malloc'd), *n of them. */
+static struct upload *freeze(struct cache *c, size_t *n, uint64_t *epoch)
+{
+    pthread_rwlock_wrlock(&c->freeze);
+    pthread_mutex_lock(&c->lock);
+    *epoch = c->next_epoch++;
+    size_t cap = c->live_dirty ? c->live_dirty : 1, k = 0;
+    struct upload *u = malloc(cap * sizeof *u);
+    for (uint32_t i = 0; u && i < c->nchunks && k < cap; i++) {
+        struct chunk *ch = &c->chunks[i];
+        if (ch->lslot == SLOT_NONE && !ch->lzero)
+            continue;
+        ch->fslot = ch->lslot;
+        ch->fzero = ch->lzero;
+        ch->lslot = SLOT_NONE;
+        ch->lzero = 0;
+        u[k++] = (struct upload){.index = i, .slot = ch->fslot};
+    }
+    if (u)
+        c->live_dirty = 0;
+    else
+        c->next_epoch--;
+    pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_unlock(&c->freeze);
+    *n = u ? k : 0;
+    return u;
+}
+
+/* The epoch failed (abandoned): its frozen state becomes live again unless
+ * a newer live state replaced it. */
+static void unfreeze(struct cache *c, struct upload *u, size_t n)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t j = 0; j < n; j++) {
+        struct chunk *ch = &c->chunks[u[j].index];
+        if (ch->lslot != SLOT_NONE || ch->lzero) {
+            if (ch->fslot != SLOT_NONE) {
+                slot_release(c, ch->fslot);
+                c->dirty_slots--;
+            }
+        } else {
+            ch->lslot = ch->fslot;
+            ch->lzero = ch->fzero;
+            c->live_dirty++;
+        }
+        ch->fslot = SLOT_NONE;
+        ch->fzero = 0;
+        mark_index_dirty(c, u[j].index);
+    }
+    c->next_epoch--;
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Step 4; returns the superseded (index, gen) pairs to retire in *old. */
+static size_t commit_locally(struct cache *c, uint64_t epoch, struct upload *u, size_t n,
+                             uint64_t *old_idx, uint64_t *old_gen)
+{
+    size_t nold = 0;
+    pthread_mutex_lock(&c->lock);
+    for (size_t j = 0; j < n; j++) {
+        struct chunk *ch = &c->chunks[u[j].index];
+        if (ch->gen && ch->gen != u[j].new_gen) {
+            old_idx[nold] = u[j].index;
+            old_gen[nold++] = ch->gen;
+        }
+        ch->gen = u[j].new_gen;
+        if (ch->cslot != SLOT_NONE) {
+            lru_remove(c, u[j].index);
+            slot_release(c, ch->cslot);
+            ch->cslot = SLOT_NONE;
+        }
+        if (ch->fslot != SLOT_NONE) {
+            c->dirty_slots--;
+            if (ch->gen) {
+                ch->cslot = ch->fslot;
+                lru_touch(c, u[j].index);
+            } else {
+                slot_release(c, ch->fslot); /* all zeros: nothing to keep */
+            }
+        }
+        ch->fslot = SLOT_NONE;
+        ch->fzero = 0;
+        mark_index_dirty(c, u[j].index);
+    }
+    c->committed_epoch = epoch;
+    pthread_mutex_unlock(&c->lock);
+    return nold;
+}
+
+static int run_epoch(struct cache *c, bool progress)
+{
+    size_t n;
+    uint64_t epoch;
+    struct upload *u = freeze(c, &n, &epoch);
+    if (!u)
+        return ENOMEM;
+    if (n == 0) {
+        pthread_mutex_lock(&c->lock);
+        c->next_epoch--;
+        pthread_mutex_unlock(&c->lock);
+        free(u);
+        return 0;
+    }
+    size_t nslots = 0;
+    for (size_t j = 0; j < n; j++)
+        nslots += u[j].slot != SLOT_NONE;
+    uint64_t bytes = (uint64_t)nslots * c->chunk_size;
+    atomic_store(&c->uploading_left, bytes);
+    cache_log(c, USBD_LOG_INFO, "epoch %llu: uploading %zu chunks (%llu bytes)",
+              (unsigned long long)epoch, n, (unsigned long long)bytes);
+    double t0 = now_s();
+
+    struct epoch_job job = {.c = c, .epoch = epoch, .u = u, .n = n};
+    pthread_mutex_init(&job.lock, NULL);
+    pthread_cond_init(&job.done_cv, NULL);
+    unsigned nw = c->cfg.flush_workers < n ? c->cfg.flush_workers : (unsigned)n, started = 0;
+    pthread_t tids[64];
+    for (unsigned w = 0; w < nw && w < 64; w++)
+        if (pthread_create(&tids[w], NULL, upload_worker, &job) == 0)
+            started++;
+    if (!started)
+        upload_worker(&job); /* no thread to spare: do it here */
+    pthread_mutex_lock(&job.lock);
+    uint64_t last_left = bytes;
+    double last_t = t0;
+    while (job.finished < (started ? started : 1)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 3;
+        if (pthread_cond_timedwait(&job.done_cv, &job.lock, &until) == ETIMEDOUT && progress) {
+            uint64_t left = atomic_load(&c->uploading_left);
+            double t = now_s();
+            cache_log(c, USBD_LOG_INFO, "flushing to the store: %.1f MiB left, %.1f MiB/s",
+                      left / 1048576.0, (double)(last_left - left) / 1048576.0 / (t - last_t));
+            last_left = left;
+            last_t = t;
+        }
+    }
+    pthread_mutex_unlock(&job.lock);
+    for (unsigned w = 0; w < started; w++)
+        pthread_join(tids[w], NULL);
+    int err = job.err;
+
+    uint64_t *idx = malloc(n * sizeof *idx), *gen = malloc(n * sizeof *gen);
+    uint64_t *old_idx = malloc(n * sizeof *old_idx), *old_gen = malloc(n * sizeof *old_gen);
+    if (!err && (!idx || !gen || !old_idx || !old_gen))
+        err = ENOMEM;
+    for (size_t j = 0; !err && j < n; j++) {
+        idx[j] = u[j].index;
+        gen[j] = u[j].new_gen;
+    }
+    if (!err)
+        err = volume_put_epoch(c, epoch, idx, gen, n);
+    if (err) {
+        cache_log(c, USBD_LOG_WARN, "epoch %llu not committed (%s): its %zu chunks stay dirty",
+                  (unsigned long long)epoch, strerror(err), n);
+        unfreeze(c, u, n);
+    } else {
+        size_t nold = commit_locally(c, epoch, u, n, old_idx, old_gen);
+        int perr = index_persist(c);
+        double t = now_s() - t0;
+        cache_log(c, USBD_LOG_INFO, "epoch %llu committed: %zu chunks, %.1f MiB sealed into "
+                  "%.1f MiB in %.2fs%s", (unsigned long long)epoch, n, bytes / 1048576.0,
+                  job.sealed_bytes / 1048576.0, t, perr ? " (local index not saved)" : "");
+        /* The store's map no longer names them (after the persist, so a
+         * crash cannot leave the local index pointing at deleted objects
+         * without the epoch record that explains it). */
+        for (size_t j = 0; j < nold; j++) {
+            char key[KEY_LEN];
+            key_chunk(c, old_idx[j], old_gen[j], key, sizeof key);
+            (void)objstore_delete(c->store, key); /* leftovers: collected at the next open */
+        }
+        if (epoch - c->checkpoint_epoch >= CHECKPOINT_EVERY)
+            (void)volume_put_checkpoint(c, epoch); /* logged; retried next epoch */
+    }
+    pthread_mutex_lock(&c->lock);
+    if (!err)
+        c->last_store_err = 0;
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_destroy(&job.lock);
+    pthread_cond_destroy(&job.done_cv);
+    free(idx);
+    free(gen);
+    free(old_idx);
+    free(old_gen);
+    free(u);
+    return err;
+}
+
+static void *flusher_main(void *arg)
+{
+    struct cache *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t ms = c->cfg.flush_every_ms;
+        until.tv_sec += (time_t)(ms / 1000);
+        until.tv_nsec += (long)(ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        c->flusher_idle = true;
+        while (!c->stopping && !c->flush_requested)
+            if (pthread_cond_timedwait(&c->flusher_cv, &c->lock, &until) == ETIMEDOUT)
+                break;
+        c->flusher_idle = false;
+        c->flush_requested = false;
+        if (c->stopping || c->live_dirty == 0)
+            continue;
+        pthread_mutex_unlock(&c->lock);
+        run_epoch(c, false);
+        pthread_mutex_lock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+int flusher_start(struct cache *c)
+{
+    return pthread_create(&c->flusher, NULL, flusher_main, c);
+}
+
+void flusher_stop(struct cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->flusher_cv);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->flusher, NULL);
+}
+
+int flusher_drain(struct cache *c)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        uint64_t dirty = c->live_dirty;
+        bool abandoned = c->abandon;
+        pthread_mutex_unlock(&c->lock);
+        if (dirty == 0)
+            return 0;
+        if (abandoned)
+            return c->last_store_err ? c->last_store_err : EINTR;
+        int err = run_epoch(c, true);
+        if (err && c->abandon)
+            return err;
+    }
+}

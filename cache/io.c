@@ -1,0 +1,377 @@
+/* io.c - the block-device operations of the object-store device.
+ *
+ * A request is cut at chunk boundaries; each piece follows the chunk state
+ * machine of internal.h. Reads never wait for the flusher except to get a
+ * slot; writes wait when dirty data reaches -dirty-max (backpressure, never
+ * an error). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Wait, without holding the freeze barrier (the flusher needs it), until a
+ * write that needs a new dirty slot may take one. */
+static void wait_for_dirty_room(struct cache *c, uint32_t i)
+{
+    pthread_mutex_lock(&c->lock);
+    bool kicked = false;
+    while (c->dirty_slots >= c->dirty_max_slots && c->chunks[i].lslot == SLOT_NONE &&
+           !c->abandon) {
+        if (!kicked) {
+            c->flush_requested = true;
+            pthread_cond_broadcast(&c->flusher_cv);
+            kicked = true;
+        }
+        pthread_cond_wait(&c->changed, &c->lock);
+    }
+    /* Start an epoch early when dirty data nears the limit. */
+    if (c->dirty_slots * 4 >= c->dirty_max_slots * 3 && c->flusher_idle) {
+        c->flush_requested = true;
+        pthread_cond_broadcast(&c->flusher_cv);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* No slot to be had: every slot is dirty, frozen or in use. Let the flusher
+ * turn frozen slots into evictable clean ones. Called and returns with
+ * c->lock held. */
+static void wait_for_slot(struct cache *c)
+{
+    c->flush_requested = true;
+    pthread_cond_broadcast(&c->flusher_cv);
+    pthread_cond_wait(&c->changed, &c->lock);
+}
+
+static void unpin(struct cache *c, uint32_t slot)
+{
+    pthread_mutex_lock(&c->lock);
+    if (--c->slot_pins[slot] == 0)
+        pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The chunk's newest content: a slot, or zeros (*zero), or the store. */
+static uint32_t newest_slot(const struct chunk *k, bool *zero)
+{
+    *zero = false;
+    if (k->lslot != SLOT_NONE)
+        return k->lslot;
+    if (k->lzero || (k->fslot == SLOT_NONE && k->fzero)) {
+        *zero = true;
+        return SLOT_NONE;
+    }
+    if (k->fslot != SLOT_NONE)
+        return k->fslot;
+    if (k->cslot == SLOT_NONE && k->gen == 0)
+        *zero = true;
+    return k->cslot;
+}
+
+static int read_chunk(struct cache *c, uint32_t i, uint8_t *buf, uint32_t off, uint32_t len)
+{
+    struct chunk *k = &c->chunks[i];
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        if (k->busy) {
+            pthread_cond_wait(&c->changed, &c->lock);
+            continue;
+        }
+        bool zero;
+        uint32_t s = newest_slot(k, &zero);
+        if (zero) {
+            pthread_mutex_unlock(&c->lock);
+            memset(buf, 0, len);
+            return 0;
+        }
+        if (s != SLOT_NONE) {
+            c->slot_pins[s]++;
+            if (s == k->cslot)
+                lru_touch(c, i);
+            pthread_mutex_unlock(&c->lock);
+            int err = slot_pread(c, s, buf, len, off);
+            unpin(c, s);
+            return err;
+        }
+        /* Only in the store: fetch it into a clean slot. */
+        uint32_t ns = slot_alloc(c);
+        if (ns == SLOT_NONE) {
+            wait_for_slot(c);
+            continue;
+        }
+        k->busy = 1;
+        uint64_t gen = k->gen;
+        pthread_mutex_unlock(&c->lock);
+        int err = fetch_chunk(c, i, gen, ns);
+        pthread_mutex_lock(&c->lock);
+        k->busy = 0;
+        pthread_cond_broadcast(&c->changed);
+        if (!err && k->gen == gen && k->cslot == SLOT_NONE) {
+            k->cslot = ns;
+            lru_touch(c, i);
+            mark_index_dirty(c, i);
+        } else {
+            slot_list_push(&c->free_slots, ns); /* never published */
+        }
+        if (err) {
+            pthread_mutex_unlock(&c->lock);
+            return err;
+        }
+    }
+}
+
+/* Give chunk i a live slot holding its newest content (copy on write).
+ * Called with the freeze barrier (shared) and c->lock held; may drop and
+ * retake c->lock. full: the caller overwrites the whole chunk. */
+static int make_live(struct cache *c, uint32_t i, bool full)
+{
+    struct chunk *k = &c->chunks[i];
+    for (;;) {
+        if (k->busy) {
+            pthread_cond_wait(&c->changed, &c->lock);
+            continue;
+        }
+        if (k->lslot != SLOT_NONE)
+            return 0;
+        uint32_t ns = slot_alloc(c);
+        if (ns == SLOT_NONE) {
+            /* The flusher needs the freeze barrier to make progress. */
+            pthread_mutex_unlock(&c->lock);
+            pthread_rwlock_unlock(&c->freeze);
+            pthread_mutex_lock(&c->lock);
+            wait_for_slot(c);
+            pthread_mutex_unlock(&c->lock);
+            pthread_rwlock_rdlock(&c->freeze);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        bool zero;
+        uint32_t src = newest_slot(k, &zero);
+        bool was_dirty = k->lzero;
+        uint64_t gen = k->gen;
+        k->busy = 1;
+        if (src != SLOT_NONE)
+            c->slot_pins[src]++;
+        pthread_mutex_unlock(&c->lock);
+        int err = 0;
+        if (!full)
+            err = src != SLOT_NONE ? slot_copy(c, src, ns)
+                  : zero           ? slot_punch(c, ns)
+                                   : fetch_chunk(c, i, gen, ns);
+        pthread_mutex_lock(&c->lock);
+        if (src != SLOT_NONE && --c->slot_pins[src] == 0)
+            pthread_cond_broadcast(&c->changed);
+        k->busy = 0;
+        pthread_cond_broadcast(&c->changed);
+        if (err) {
+            slot_list_push(&c->free_slots, ns);
+            return err;
+        }
+        k->lslot = ns;
+        k->lzero = 0;
+        c->dirty_slots++;
+        if (!was_dirty)
+            c->live_dirty++;
+        mark_index_dirty(c, i);
+        return 0;
+    }
+}
+
+static int write_chunk(struct cache *c, uint32_t i, const uint8_t *buf, uint32_t off, uint32_t len)
+{
+    wait_for_dirty_room(c, i);
+    pthread_rwlock_rdlock(&c->freeze);
+    pthread_mutex_lock(&c->lock);
+    int err = make_live(c, i, off == 0 && len == c->chunk_size);
+    uint32_t s = c->chunks[i].lslot;
+    if (!err)
+        c->slot_pins[s]++;
+    pthread_mutex_unlock(&c->lock);
+    if (!err) {
+        err = slot_pwrite(c, s, buf, len, off);
+        unpin(c, s);
+    }
+    pthread_rwlock_unlock(&c->freeze);
+    return err;
+}
+
+/* The whole chunk becomes zeros: no slot, nothing to upload but a removal. */
+static int zero_chunk(struct cache *c, uint32_t i)
+{
+    pthread_rwlock_rdlock(&c->freeze);
+    pthread_mutex_lock(&c->lock);
+    struct chunk *k = &c->chunks[i];
+    while (k->busy)
+        pthread_cond_wait(&c->changed, &c->lock);
+    /* Is every older state (committed, frozen) zeros already? */
+    bool older_zero = k->gen == 0 && k->fslot == SLOT_NONE;
+    bool was_dirty = k->lslot != SLOT_NONE || k->lzero;
+    bool changed = was_dirty || !older_zero;
+    if (k->lslot != SLOT_NONE) {
+        slot_release(c, k->lslot);
+        c->dirty_slots--;
+        k->lslot = SLOT_NONE;
+    }
+    if (older_zero) {
+        k->lzero = 0; /* back to never written */
+        if (was_dirty)
+            c->live_dirty--;
+    } else if (!k->lzero) {
+        k->lzero = 1;
+        if (!was_dirty)
+            c->live_dirty++;
+    }
+    if (changed)
+        mark_index_dirty(c, i);
+    pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_unlock(&c->freeze);
+    return 0;
+}
+
+/* Cut [off, off+len) at chunk boundaries and call fn on each piece. */
+#define FOR_EACH_PIECE(c, off, len, ...)                                      \
+    do {                                                                       \
+        uint64_t pos_ = (off), end_ = (off) + (len);                           \
+        while (pos_ < end_) {                                                  \
+            uint32_t idx = (uint32_t)(pos_ >> (c)->chunk_shift);               \
+            uint32_t poff = (uint32_t)(pos_ & ((c)->chunk_size - 1));          \
+            uint64_t room = (c)->chunk_size - poff;                            \
+            uint32_t plen = (uint32_t)(end_ - pos_ < room ? end_ - pos_ : room); \
+            uint64_t done = pos_ - (off);                                      \
+            (void)done;                                                        \
+            __VA_ARGS__;                                                       \
+            pos_ += plen;                                                      \
+        }                                                                      \
+    } while (0)
+
+static int cache_read(void *priv, void *buf, uint32_t len, uint64_t off)
+{
+    struct cache *c = priv;
+    FOR_EACH_PIECE(c, off, len, {
+        int err = read_chunk(c, idx, (uint8_t *)buf + done, poff, plen);
+        if (err)
+            return err;
+    });
+    return 0;
+}
+
+static int cache_flush(void *priv);
+
+static int cache_write(void *priv, const void *buf, uint32_t len, uint64_t off, unsigned flags)
+{
+    struct cache *c = priv;
+    FOR_EACH_PIECE(c, off, len, {
+        int err = write_chunk(c, idx, (const uint8_t *)buf + done, poff, plen);
+        if (err)
+            return err;
+    });
+    return (flags & USBD_FUA) ? cache_flush(c) : 0;
+}
+
+static int zero_range(struct cache *c, uint32_t len, uint64_t off)
+{
+    uint8_t *zeros = NULL;
+    int err = 0;
+    FOR_EACH_PIECE(c, off, len, {
+        if (plen == c->chunk_size) {
+            err = zero_chunk(c, idx);
+        } else {
+            if (!zeros && !(zeros = calloc(1, c->chunk_size)))
+                return ENOMEM;
+            err = write_chunk(c, idx, zeros, poff, plen);
+        }
+        if (err)
+            break;
+    });
+    free(zeros);
+    return err;
+}
+
+static int cache_trim(void *priv, uint32_t len, uint64_t off, unsigned flags)
+{
+    struct cache *c = priv;
+    int err = zero_range(c, len, off);
+    return !err && (flags & USBD_FUA) ? cache_flush(c) : err;
+}
+
+static int cache_write_zeroes(void *priv, uint32_t len, uint64_t off, unsigned flags)
+{
+    /* Zeros are never stored, so NO_HOLE changes nothing here, and zeroing
+     * is always fast. */
+    return cache_trim(priv, len, off, flags & USBD_FUA);
+}
+
+static int cache_flush(void *priv)
+{
+    struct cache *c = priv;
+    pthread_mutex_lock(&c->lock);
+    /* The epoch that will hold every write completed so far: the next one
+     * to freeze if anything is live, else the one in flight, else none. */
+    uint64_t target = c->live_dirty ? c->next_epoch
+                      : c->next_epoch - 1 > c->committed_epoch ? c->next_epoch - 1
+                                                               : c->committed_epoch;
+    pthread_mutex_unlock(&c->lock);
+    int err = index_persist(c);
+    if (err || !c->cfg.sync_remote)
+        return err;
+    /* -sync=remote: also wait until that epoch is in the store. */
+    pthread_mutex_lock(&c->lock);
+    while (c->committed_epoch < target && !c->abandon) {
+        c->flush_requested = true;
+        pthread_cond_broadcast(&c->flusher_cv);
+        pthread_cond_wait(&c->changed, &c->lock);
+    }
+    err = c->committed_epoch >= target ? 0 : EIO;
+    pthread_mutex_unlock(&c->lock);
+    return err;
+}
+
+static int cache_cache(void *priv, uint32_t len, uint64_t off)
+{
+    struct cache *c = priv;
+    uint8_t one;
+    /* Reading one byte of each chunk brings it into the cache. */
+    FOR_EACH_PIECE(c, off, len, {
+        int err = read_chunk(c, idx, &one, poff, 1);
+        if (err)
+            return err;
+    });
+    return 0;
+}
+
+static bool chunk_is_zero(struct cache *c, uint32_t i)
+{
+    bool zero;
+    (void)newest_slot(&c->chunks[i], &zero);
+    return zero;
+}
+
+static int cache_block_status(void *priv, uint32_t len, uint64_t off, struct usbd_extent *ext,
+                              size_t *n)
+{
+    struct cache *c = priv;
+    size_t max = *n, k = 0;
+    pthread_mutex_lock(&c->lock);
+    FOR_EACH_PIECE(c, off, len, {
+        uint32_t flags = chunk_is_zero(c, idx) ? USBD_EXTENT_HOLE | USBD_EXTENT_ZERO : 0;
+        if (k > 0 && ext[k - 1].flags == flags)
+            ext[k - 1].length += plen;
+        else if (k < max)
+            ext[k++] = (struct usbd_extent){.length = plen, .flags = flags};
+        else
+            break;
+    });
+    pthread_mutex_unlock(&c->lock);
+    *n = k;
+    return 0;
+}
+
+const struct usbd_dev_ops cache_dev_ops = {
+    .read = cache_read,
+    .write = cache_write,
+    .flush = cache_flush,
+    .trim = cache_trim,
+    .write_zeroes = cache_write_zeroes,
+    .cache = cache_cache,
+    .block_status = cache_block_status,
+};

@@ -1,0 +1,477 @@
+/* volume.c - the volume in the store: superblock, epoch records,
+ * checkpoints, garbage, and the retry policy for the store.
+ *
+ *   <volume>/superblock          sealed with cipher none: its payload holds
+ *                                the key check value, so a wrong key is told
+ *                                apart from a damaged superblock
+ *   <volume>/epochs/<e>          (index, generation) pairs epoch e made
+ *                                current; generation 0 = the chunk is zeros
+ *   <volume>/checkpoints/<e>     every chunk's generation as of epoch e
+ *
+ * The map as of the last committed epoch = the latest checkpoint plus the
+ * epoch records after it, applied in order. A generation is the number of the
+ * epoch that wrote it, so a chunk object's key never repeats with other
+ * content once its epoch has committed. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define SB_MAGIC "USBDVOL\0"
+#define SB_VERSION 1u
+#define SB_PAYLOAD 64
+#define SB_KCV_OFF 40
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ------------------------------------------------------------ retries */
+
+static bool sleep_or_abandon(struct cache *c, unsigned ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&c->lock);
+    while (!c->abandon)
+        if (pthread_cond_timedwait(&c->changed, &c->lock, &until) == ETIMEDOUT)
+            break;
+    bool abandoned = c->abandon;
+    pthread_mutex_unlock(&c->lock);
+    return abandoned;
+}
+
+int volume_retry(struct cache *c, const char *what, int (*op)(void *), void *arg)
+{
+    unsigned cap_ms = 100;
+    for (unsigned attempt = 1;; attempt++) {
+        int err = op(arg);
+        if (!err)
+            return 0;
+        bool retriable = objstore_err_retriable(err);
+        /* Data that is not in the store yet must not be dropped: even a
+         * "permanent" error (credentials, a full store) is retried, slowly,
+         * because a person may fix it while writers wait. */
+        unsigned max_ms = retriable ? 30000 : 60000;
+        cap_ms = cap_ms * 2 > max_ms ? max_ms : cap_ms * 2;
+        unsigned ms = cap_ms / 2 + (unsigned)(random() % (cap_ms / 2 + 1)); /* jitter */
+        pthread_mutex_lock(&c->lock);
+        c->last_store_err = err;
+        pthread_mutex_unlock(&c->lock);
+        cache_log(c, retriable ? USBD_LOG_WARN : USBD_LOG_ERROR, "%s failed: %s (retry %u in %.1fs)",
+                  what, strerror(err), attempt, ms / 1000.0);
+        if (sleep_or_abandon(c, ms))
+            return err;
+    }
+}
+
+/* --------------------------------------------------------- superblock */
+
+static int seal_small(struct cache *c, const struct seal_params *p, const struct seal_id *id,
+                      const void *plain, size_t n, void **out, size_t *out_len)
+{
+    struct seal_ctx *sc;
+    int err = seal_ctx_new(&sc);
+    if (err)
+        return err;
+    size_t cap = seal_bound((uint32_t)n);
+    *out = malloc(cap ? cap : 1);
+    err = *out ? seal_object(sc, &c->keys, p, id, plain, (uint32_t)n, *out, cap, out_len) : ENOMEM;
+    seal_ctx_free(sc);
+    if (err) {
+        free(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+static int create_superblock(struct cache *c, const char *key)
+{
+    uint64_t size = c->cfg.size;
+    uint32_t cs = c->cfg.chunk_size ? c->cfg.chunk_size : 4u << 20;
+    if (size % cs) {
+        cache_log(c, USBD_LOG_ERROR, "-size=%llu is not a multiple of -objsize=%u",
+                  (unsigned long long)size, cs);
+        return EINVAL;
+    }
+    uint8_t uuid[SEAL_UUID_SIZE];
+    if (getrandom(uuid, sizeof uuid, 0) != sizeof uuid)
+        return EIO;
+    uuid[6] = (uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    int err = seal_keys_derive(c->cfg.master_key, uuid, &c->keys);
+    if (err)
+        return err;
+    /* Payload: 0 magic, 8 version, 16 size, 24 chunk size, 40 KCV; the
+     * uuid is in the (MAC'd) header. */
+    uint8_t p[SB_PAYLOAD] = {0};
+    memcpy(p, SB_MAGIC, 8);
+    p[8] = SB_VERSION;
+    put_le64(p + 16, size);
+    put_le64(p + 24, cs);
+    memcpy(p + SB_KCV_OFF, c->keys.kcv, SEAL_KCV_SIZE);
+    struct seal_params plain = {.comp = SEAL_COMP_NONE, .cipher = SEAL_CIPHER_NONE};
+    struct seal_id id = {.kind = SEAL_KIND_SUPERBLOCK};
+    void *obj;
+    size_t len;
+    err = seal_small(c, &plain, &id, p, sizeof p, &obj, &len);
+    if (!err)
+        err = objstore_put(c->store, key, obj, len);
+    free(obj);
+    if (err) {
+        cache_log(c, USBD_LOG_ERROR, "cannot create volume '%s': writing %s: %s", c->cfg.volume,
+                  key, strerror(err));
+        return err;
+    }
+    memcpy(c->sb.uuid, uuid, sizeof uuid);
+    c->sb.size = size;
+    c->sb.chunk_size = cs;
+    cache_log(c, USBD_LOG_INFO, "created volume '%s': %llu bytes in chunks of %u bytes", c->cfg.volume,
+              (unsigned long long)size, cs);
+    return 0;
+}
+
+int volume_open_superblock(struct cache *c)
+{
+    char key[KEY_LEN];
+    key_superblock(c, key, sizeof key);
+    struct objstore_buf b = OBJSTORE_BUF_INIT;
+    int err;
+    unsigned attempts = 0;
+    do { /* the store may be starting: a few quick retries, then say so */
+        err = objstore_get(c->store, key, 4096, &b);
+        if (err && objstore_err_retriable(err) && ++attempts < 5)
+            sleep_or_abandon(c, 200u << attempts);
+        else
+            break;
+    } while (1);
+    if (err == ENOENT) {
+        if (!c->cfg.size) {
+            cache_log(c, USBD_LOG_ERROR, "volume '%s' does not exist in the store: give -size to "
+                      "create it", c->cfg.volume);
+            return ENOENT;
+        }
+        return create_superblock(c, key);
+    }
+    if (err) {
+        cache_log(c, USBD_LOG_ERROR, "cannot read the superblock of volume '%s' (%s): %s",
+                  c->cfg.volume, key, strerror(err));
+        return err;
+    }
+    struct seal_hdr h;
+    err = seal_peek(b.data, b.len, &h);
+    uint8_t p[SB_PAYLOAD];
+    uint32_t n = 0;
+    if (!err)
+        err = seal_keys_derive(c->cfg.master_key, h.uuid, &c->keys);
+    if (!err) {
+        struct seal_ctx *sc;
+        err = seal_ctx_new(&sc);
+        struct seal_id id = {.kind = SEAL_KIND_SUPERBLOCK};
+        if (!err)
+            err = seal_open(sc, &c->keys, &id, b.data, b.len, p, sizeof p, &n);
+        seal_ctx_free(sc);
+    }
+    if (err == EBADMSG && h.cipher == SEAL_CIPHER_NONE && h.stored_len == SB_PAYLOAD &&
+        !seal_kcv_equal(&c->keys, (const uint8_t *)b.data + SEAL_HDR_SIZE + SB_KCV_OFF)) {
+        objstore_buf_free(&b);
+        cache_log(c, USBD_LOG_ERROR, "wrong key for volume '%s' (its key check value does not "
+                  "match): nothing was written", c->cfg.volume);
+        return EACCES;
+    }
+    objstore_buf_free(&b);
+    if (!err && (n != SB_PAYLOAD || memcmp(p, SB_MAGIC, 8) != 0 || p[8] != SB_VERSION))
+        err = EPROTO;
+    if (err) {
+        cache_log(c, USBD_LOG_ERROR, "superblock of volume '%s' is damaged or tampered with (%s)",
+                  c->cfg.volume, strerror(err));
+        return err == EACCES ? err : EBADMSG;
+    }
+    memcpy(c->sb.uuid, h.uuid, SEAL_UUID_SIZE);
+    c->sb.size = get_le64(p + 16);
+    c->sb.chunk_size = (uint32_t)get_le64(p + 24);
+    memcpy(c->sb.kcv, p + SB_KCV_OFF, SEAL_KCV_SIZE);
+    if (c->cfg.size && c->cfg.size != c->sb.size) {
+        cache_log(c, USBD_LOG_ERROR, "volume '%s' has %llu bytes but -size asks for %llu: omit "
+                  "-size or give the volume's size", c->cfg.volume,
+                  (unsigned long long)c->sb.size, (unsigned long long)c->cfg.size);
+        return EINVAL;
+    }
+    if (c->cfg.chunk_size && c->cfg.chunk_size != c->sb.chunk_size) {
+        cache_log(c, USBD_LOG_ERROR, "volume '%s' has chunks of %u bytes, fixed at creation; "
+                  "-objsize=%u differs", c->cfg.volume, c->sb.chunk_size, c->cfg.chunk_size);
+        return EINVAL;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------- epochs, checkpoints */
+
+struct put_args {
+    struct cache *c;
+    const char *key;
+    const void *data;
+    size_t len;
+};
+
+static int put_op(void *arg)
+{
+    struct put_args *a = arg;
+    return objstore_put(a->c->store, a->key, a->data, a->len);
+}
+
+/* Seal a list of (index, gen) pairs as kind/number and put it, retrying. */
+static int put_map(struct cache *c, enum seal_kind kind, uint64_t number, const uint64_t *idx,
+                   const uint64_t *gen, size_t n, const char *key, const char *what)
+{
+    size_t plen = 24 + 16 * n;
+    uint8_t *p = malloc(plen);
+    if (!p)
+        return ENOMEM;
+    put_le64(p, number);
+    put_le64(p + 8, c->nchunks);
+    put_le64(p + 16, n);
+    for (size_t j = 0; j < n; j++) {
+        put_le64(p + 24 + 16 * j, idx ? idx[j] : j);
+        put_le64(p + 32 + 16 * j, gen[j]);
+    }
+    struct seal_id id = {.kind = kind, .index = number, .gen = number};
+    void *obj = NULL;
+    size_t len = 0;
+    int err = seal_small(c, &c->cfg.seal, &id, p, plen, &obj, &len);
+    free(p);
+    if (!err) {
+        struct put_args a = {c, key, obj, len};
+        err = volume_retry(c, what, put_op, &a);
+    }
+    free(obj);
+    return err;
+}
+
+int volume_put_epoch(struct cache *c, uint64_t epoch, const uint64_t *idx, const uint64_t *gen,
+                     size_t n)
+{
+    char key[KEY_LEN], what[64];
+    key_epoch(c, epoch, key, sizeof key);
+    snprintf(what, sizeof what, "epoch %llu: commit record", (unsigned long long)epoch);
+    return put_map(c, SEAL_KIND_EPOCH, epoch, idx, gen, n, key, what);
+}
+
+/* Delete every key under prefix that sorts before `below` (NULL: all). */
+static void delete_below(struct cache *c, const char *prefix, const char *below)
+{
+    struct objstore_list l = OBJSTORE_LIST_INIT;
+    char *after = NULL;
+    for (;;) {
+        if (objstore_list(c->store, prefix, after, 0, &l))
+            break;
+        bool done = false;
+        for (size_t j = 0; j < l.count && !done; j++) {
+            if (below && strcmp(l.entries[j].key, below) >= 0)
+                done = true;
+            else
+                (void)objstore_delete(c->store, l.entries[j].key); /* garbage: best effort */
+        }
+        free(after);
+        after = l.next && !done ? strdup(l.next) : NULL;
+        objstore_list_free(&l);
+        if (!after)
+            break;
+    }
+    free(after);
+}
+
+int volume_put_checkpoint(struct cache *c, uint64_t epoch)
+{
+    uint64_t *gen = malloc(c->nchunks * sizeof *gen + 1);
+    if (!gen)
+        return ENOMEM;
+    pthread_mutex_lock(&c->lock);
+    for (uint64_t i = 0; i < c->nchunks; i++)
+        gen[i] = c->chunks[i].gen;
+    pthread_mutex_unlock(&c->lock);
+    char key[KEY_LEN], what[64], prefix[KEY_LEN];
+    key_checkpoint(c, epoch, key, sizeof key);
+    snprintf(what, sizeof what, "checkpoint at epoch %llu", (unsigned long long)epoch);
+    int err = put_map(c, SEAL_KIND_CHECKPOINT, epoch, NULL, gen, c->nchunks, key, what);
+    free(gen);
+    if (err)
+        return err;
+    /* Older checkpoints and the records they include are no longer needed. */
+    snprintf(prefix, sizeof prefix, "%s/checkpoints/", c->cfg.volume);
+    delete_below(c, prefix, key);
+    char ekey[KEY_LEN];
+    key_epoch(c, epoch + 1, ekey, sizeof ekey);
+    snprintf(prefix, sizeof prefix, "%s/epochs/", c->cfg.volume);
+    delete_below(c, prefix, ekey);
+    c->checkpoint_epoch = epoch;
+    cache_log(c, USBD_LOG_INFO, "checkpoint at epoch %llu written", (unsigned long long)epoch);
+    return 0;
+}
+
+/* Get and open a map object; apply its pairs to gen[]. */
+static int load_map(struct cache *c, enum seal_kind kind, uint64_t number, const char *key,
+                    uint64_t *gen)
+{
+    struct objstore_buf b = OBJSTORE_BUF_INIT;
+    size_t plain_max = 24 + 16 * (size_t)c->nchunks;
+    int err = objstore_get(c->store, key, seal_bound((uint32_t)plain_max), &b);
+    uint8_t *p = err ? NULL : malloc(plain_max);
+    uint32_t n = 0;
+    if (!err && !p)
+        err = ENOMEM;
+    if (!err) {
+        struct seal_ctx *sc;
+        err = seal_ctx_new(&sc);
+        struct seal_id id = {.kind = kind, .index = number, .gen = number};
+        if (!err)
+            err = seal_open(sc, &c->keys, &id, b.data, b.len, p, plain_max, &n);
+        seal_ctx_free(sc);
+    }
+    objstore_buf_free(&b);
+    uint64_t count = n >= 24 ? get_le64(p + 16) : 0;
+    if (!err && (n < 24 || get_le64(p) != number || get_le64(p + 8) != c->nchunks ||
+                 count > c->nchunks || n != 24 + 16 * count))
+        err = EPROTO;
+    for (uint64_t j = 0; !err && j < count; j++) {
+        uint64_t i = get_le64(p + 24 + 16 * j), g = get_le64(p + 32 + 16 * j);
+        if (i >= c->nchunks || g > number)
+            err = EPROTO;
+        else
+            gen[i] = g;
+    }
+    free(p);
+    if (err)
+        cache_log(c, USBD_LOG_ERROR, "%s: %s", key,
+                  err == EBADMSG ? "fails authentication (damaged, swapped or replayed)"
+                                 : strerror(err));
+    return err;
+}
+
+/* The number in ".../<16 hex>" keys. */
+static bool key_number(const char *key, uint64_t *out)
+{
+    const char *s = strrchr(key, '/');
+    char *end;
+    if (!s || strlen(s + 1) != 16)
+        return false;
+    *out = strtoull(s + 1, &end, 16);
+    return *end == 0;
+}
+
+int volume_load_remote(struct cache *c, struct remote_state *rs, uint64_t from_epoch)
+{
+    (void)from_epoch;
+    char prefix[KEY_LEN];
+    struct objstore_list l = OBJSTORE_LIST_INIT;
+    memset(rs->gen, 0, c->nchunks * sizeof *rs->gen);
+    rs->epoch = rs->checkpoint = 0;
+
+    /* The latest checkpoint: the last key of the listing. */
+    snprintf(prefix, sizeof prefix, "%s/checkpoints/", c->cfg.volume);
+    char *last = NULL, *after = NULL;
+    int err;
+    for (;;) {
+        err = objstore_list(c->store, prefix, after, 0, &l);
+        if (err)
+            break;
+        if (l.count) {
+            free(last);
+            last = strdup(l.entries[l.count - 1].key);
+        }
+        free(after);
+        after = l.next ? strdup(l.next) : NULL;
+        objstore_list_free(&l);
+        if (!after)
+            break;
+    }
+    free(after);
+    uint64_t cp = 0;
+    if (!err && last && key_number(last, &cp)) {
+        err = load_map(c, SEAL_KIND_CHECKPOINT, cp, last, rs->gen);
+        rs->epoch = rs->checkpoint = cp;
+    }
+    free(last);
+
+    /* Then every epoch record after it, in order, without gaps. */
+    snprintf(prefix, sizeof prefix, "%s/epochs/", c->cfg.volume);
+    char start[KEY_LEN];
+    key_epoch(c, cp, start, sizeof start);
+    after = cp ? strdup(start) : NULL;
+    while (!err) {
+        err = objstore_list(c->store, prefix, after, 0, &l);
+        for (size_t j = 0; !err && j < l.count; j++) {
+            uint64_t e;
+            if (!key_number(l.entries[j].key, &e) || e <= rs->epoch)
+                continue;
+            if (e != rs->epoch + 1) {
+                cache_log(c, USBD_LOG_ERROR, "volume '%s': epoch record %llu is missing (next "
+                          "found: %llu): the store lost data", c->cfg.volume,
+                          (unsigned long long)rs->epoch + 1, (unsigned long long)e);
+                err = EBADMSG;
+                break;
+            }
+            err = load_map(c, SEAL_KIND_EPOCH, e, l.entries[j].key, rs->gen);
+            rs->epoch = e;
+        }
+        free(after);
+        after = !err && l.next ? strdup(l.next) : NULL;
+        objstore_list_free(&l);
+        if (!after)
+            break;
+    }
+    free(after);
+    return err;
+}
+
+void volume_collect_garbage(struct cache *c, const uint64_t *gen)
+{
+    char prefix[KEY_LEN];
+    snprintf(prefix, sizeof prefix, "%s/chunks/", c->cfg.volume);
+    struct objstore_list l = OBJSTORE_LIST_INIT;
+    char *after = NULL;
+    size_t removed = 0;
+    for (;;) {
+        if (objstore_list(c->store, prefix, after, 0, &l))
+            break;
+        for (size_t j = 0; j < l.count; j++) {
+            const char *name = l.entries[j].key + strlen(prefix);
+            unsigned long long i, g;
+            char tail;
+            if (sscanf(name, "%16llx-%16llx%c", &i, &g, &tail) != 2)
+                continue; /* not ours: leave it */
+            if (i < c->nchunks && gen[i] == g)
+                continue;
+            if (objstore_delete(c->store, l.entries[j].key) == 0)
+                removed++;
+        }
+        free(after);
+        after = l.next ? strdup(l.next) : NULL;
+        objstore_list_free(&l);
+        if (!after)
+            break;
+    }
+    free(after);
+    if (removed)
+        cache_log(c, USBD_LOG_INFO, "removed %zu chunk objects no epoch refers to (an unfinished "
+                  "epoch or superseded generations)", removed);
+}
