@@ -101,7 +101,7 @@ static void *upload_worker(void *arg)
         snprintf(what, sizeof what, "chunk 0x%x gen %llu: PUT", u->index,
                  (unsigned long long)job->epoch);
         struct put_chunk_args a = {c, key, obj, len};
-        err = volume_retry(c, what, put_chunk_op, &a);
+        err = volume_retry(c, what, 0, put_chunk_op, &a);
         if (!err) {
             u->new_gen = job->epoch;
             sealed += len;

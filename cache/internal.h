@@ -146,9 +146,12 @@ void volume_collect_garbage(struct cache *c, const uint64_t *gen);
 int volume_put_epoch(struct cache *c, uint64_t epoch, const uint64_t *idx, const uint64_t *gen,
                      size_t n);
 int volume_put_checkpoint(struct cache *c, uint64_t epoch);
-/* Retry op with exponential backoff and jitter until it succeeds, fails
- * permanently, or the cache is abandoned. */
-int volume_retry(struct cache *c, const char *what, int (*op)(void *), void *arg);
+/* Retry op with exponential backoff and jitter until it succeeds, the cache
+ * is abandoned, or (max_attempts > 0) attempts run out. With max_attempts 0
+ * even permanent errors are retried (slowly): data not yet in the store
+ * must not be dropped because, say, credentials expired. */
+int volume_retry(struct cache *c, const char *what, unsigned max_attempts, int (*op)(void *),
+                 void *arg);
 
 /* ------------------------------------------------------------- index.c */
 int index_open(struct cache *c, bool *fresh);

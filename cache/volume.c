@@ -60,7 +60,8 @@ static bool sleep_or_abandon(struct cache *c, unsigned ms)
     return abandoned;
 }
 
-int volume_retry(struct cache *c, const char *what, int (*op)(void *), void *arg)
+int volume_retry(struct cache *c, const char *what, unsigned max_attempts, int (*op)(void *),
+                 void *arg)
 {
     unsigned cap_ms = 100;
     for (unsigned attempt = 1;; attempt++) {
@@ -68,6 +69,8 @@ int volume_retry(struct cache *c, const char *what, int (*op)(void *), void *arg
         if (!err)
             return 0;
         bool retriable = objstore_err_retriable(err);
+        if (max_attempts && (attempt >= max_attempts || !retriable))
+            return err;
         /* Data that is not in the store yet must not be dropped: even a
          * "permanent" error (credentials, a full store) is retried, slowly,
          * because a person may fix it while writers wait. */
@@ -85,6 +88,21 @@ int volume_retry(struct cache *c, const char *what, int (*op)(void *), void *arg
 }
 
 /* --------------------------------------------------------- superblock */
+
+struct put_args {
+    struct cache *c;
+    const char *key;
+    const void *data;
+    size_t len;
+};
+
+static int put_op(void *arg)
+{
+    struct put_args *a = arg;
+    return objstore_put(a->c->store, a->key, a->data, a->len);
+}
+
+
 
 static int seal_small(struct cache *c, const struct seal_params *p, const struct seal_id *id,
                       const void *plain, size_t n, void **out, size_t *out_len)
@@ -134,8 +152,10 @@ static int create_superblock(struct cache *c, const char *key)
     void *obj;
     size_t len;
     err = seal_small(c, &plain, &id, p, sizeof p, &obj, &len);
-    if (!err)
-        err = objstore_put(c->store, key, obj, len);
+    if (!err) {
+        struct put_args a = {c, key, obj, len};
+        err = volume_retry(c, "creating the superblock", 6, put_op, &a);
+    }
     free(obj);
     if (err) {
         cache_log(c, USBD_LOG_ERROR, "cannot create volume '%s': writing %s: %s", c->cfg.volume,
@@ -226,19 +246,6 @@ int volume_open_superblock(struct cache *c)
 
 /* ----------------------------------------------------- epochs, checkpoints */
 
-struct put_args {
-    struct cache *c;
-    const char *key;
-    const void *data;
-    size_t len;
-};
-
-static int put_op(void *arg)
-{
-    struct put_args *a = arg;
-    return objstore_put(a->c->store, a->key, a->data, a->len);
-}
-
 /* Seal a list of (index, gen) pairs as kind/number and put it, retrying. */
 static int put_map(struct cache *c, enum seal_kind kind, uint64_t number, const uint64_t *idx,
                    const uint64_t *gen, size_t n, const char *key, const char *what)
@@ -261,7 +268,7 @@ static int put_map(struct cache *c, enum seal_kind kind, uint64_t number, const 
     free(p);
     if (!err) {
         struct put_args a = {c, key, obj, len};
-        err = volume_retry(c, what, put_op, &a);
+        err = volume_retry(c, what, 0, put_op, &a);
     }
     free(obj);
     return err;

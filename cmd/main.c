@@ -128,6 +128,25 @@ static void store_log(void *opaque, int level, const char *line)
              line);
 }
 
+/* mkdir -p of path's parents (the last component is made by its owner). */
+static int make_parents(struct daemon *d, const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return ENOMEM;
+    int err = 0;
+    for (char *s = strchr(p + 1, '/'); s && !err; s = strchr(s + 1, '/')) {
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            err = errno;
+            logf_(d, USBD_LOG_ERROR, "cannot create %s: %s", p, strerror(err));
+        }
+        *s = '/';
+    }
+    free(p);
+    return err;
+}
+
 /* The master key: -key, or the generated key file of the volume, or a new
  * one when the volume does not exist yet. */
 static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
@@ -156,11 +175,12 @@ static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
               "with -key=file:PATH (or key:HEX, env:VAR)", d->cfg.name, path);
         return ENOENT;
     }
-    if (mkdir(d->cfg.store_dir, 0755) != 0 && errno != EEXIST) {
-        logf_(d, USBD_LOG_ERROR, "cannot create %s: %s", d->cfg.store_dir, strerror(errno));
-        return errno;
-    }
-    int err = key_generate(path, key, msg, sizeof msg);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/", d->cfg.store_dir);
+    int err = make_parents(d, dir);
+    if (err)
+        return err;
+    err = key_generate(path, key, msg, sizeof msg);
     if (err)
         logf_(d, USBD_LOG_ERROR, "cannot save a new key: %s", msg);
     else
@@ -173,7 +193,9 @@ static int open_local(struct daemon *d)
 {
     struct config *c = &d->cfg;
     struct objstore_local_config lc = {.root = c->store, .create = true, .log = store_log};
-    int err = objstore_local_open(&lc, &d->store);
+    int err = make_parents(d, c->store);
+    if (!err)
+        err = objstore_local_open(&lc, &d->store);
     if (!err && c->store_faults) {
         struct objstore *f;
         err = objstore_fault_open_spec(d->store, c->store_faults, store_log, NULL, &f);

@@ -8,14 +8,17 @@ USBD_BIN=${USBD_BIN:-$USBD_SRC/build/usbd-objstore}
 TEST_NAME=$(basename "$0" .sh)
 TMP=$(mktemp -d "/tmp/usbd-$TEST_NAME.XXXXXX")
 PIDS=()
+AFTER_CLEANUP=() # commands run once the processes are gone (umount ...)
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
 
 cleanup() {
     local rc=$?
+    set +e # a failing step must not skip the rest of the clean-up
     for p in "${PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
     done
+    for cmd in "${AFTER_CLEANUP[@]}"; do eval "$cmd"; done
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         for l in "$TMP"/*.log; do [ -f "$l" ] && { echo "--- $l (last 30 lines)"; tail -30 "$l"; }; done
     fi
@@ -61,3 +64,16 @@ stop_usbd() {
 # nbdsh_run CODE: run Python with a connected libnbd handle `h` on $URI.
 # nbdsh is a python3 script: use Debian's python3, which has libnbd's module.
 nbdsh_run() { PATH=/usr/bin:$PATH nbdsh --base-allocation -u "$URI" -c "$1"; }
+
+# For -kind=local tests: a fixed key, and the flags of one volume.
+TEST_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+local_flags() { # STORE STATE [more flags]
+    local store=$1 state=$2; shift 2
+    echo -kind=local -store=$store -store-dir=$state -name=vol -key=key:$TEST_KEY "$@"
+}
+# wait_log PATTERN [SECONDS]: until the last started daemon logs PATTERN.
+wait_log() {
+    local pat=$1 secs=${2:-30}
+    for _ in $(seq $((secs * 10))); do grep -q -- "$pat" "$LOG" && return 0; sleep 0.1; done
+    fail "log never showed '$pat' within ${secs}s"
+}

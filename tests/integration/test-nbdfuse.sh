@@ -9,7 +9,7 @@ mkdir $TMP/mnt
 nbdfuse $TMP/mnt/disk "$URI" &
 FUSE_PID=$!
 PIDS+=($FUSE_PID)
-trap 'fusermount3 -u $TMP/mnt 2>/dev/null || true; cleanup' EXIT
+AFTER_CLEANUP+=("fusermount3 -u $TMP/mnt 2>/dev/null")
 for _ in $(seq 100); do [ -f $TMP/mnt/disk ] && break; sleep 0.1; done
 [ -f $TMP/mnt/disk ] || skip "nbdfuse could not mount (no FUSE permission here?)"
 [ "$(stat -c %s $TMP/mnt/disk)" = $((64 << 20)) ] || fail "size through FUSE"

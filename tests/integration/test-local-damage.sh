@@ -1,0 +1,37 @@
+#!/bin/bash
+# Local damage: a corrupt LMDB index is a clear error at start; a full cache
+# disk gives the client an error for the write that does not fit, and what
+# was acknowledged before is intact.
+. "$(dirname "$0")/lib.sh"
+need nbdcopy nbdsh
+S=$TMP/store
+start_usbd a $(local_flags $S $TMP/state -size=16MiB -objsize=256KiB)
+head -c 4M /dev/urandom > $TMP/rand
+nbdcopy --flush $TMP/rand "$URI"
+stop_usbd
+dd if=/dev/urandom of=$TMP/state/vol/index/data.mdb bs=4096 count=4 conv=notrunc status=none
+rc=0; "$USBD_BIN" $(local_flags $S $TMP/state) -listen=unix:$TMP/x.sock -nbd-device=none 2>$TMP/e || rc=$?
+[ $rc = 1 ] || { cat $TMP/e; fail "started on a corrupt index (status $rc)"; }
+grep -q "local index .*the index is damaged: move the state directory aside" $TMP/e || { cat $TMP/e; fail "unclear message for a corrupt index"; }
+ok "corrupt LMDB: clear error"
+
+# Full cache disk: the state directory on a 3 MiB tmpfs.
+mkdir -p $TMP/small
+mount -t tmpfs -o size=3m tmpfs $TMP/small 2>/dev/null || skip "cannot mount a tmpfs (not root?)"
+AFTER_CLEANUP+=("umount $TMP/small")
+start_usbd b $(local_flags $TMP/store2 $TMP/small -size=16MiB -objsize=256KiB -flush-every=1h)
+nbdsh_run '
+import os
+a = os.urandom(1 << 20)
+h.pwrite(a, 0)
+h.flush()
+try:
+    h.pwrite(os.urandom(8 << 20), 4 << 20)
+    raise AssertionError("8 MiB into a 3 MiB cache disk succeeded")
+except nbd.Error as e:
+    print("ok: write that does not fit:", e.string)
+assert h.pread(1 << 20, 0) == a
+h.shutdown()'
+grep -q "the cache disk is full" $LOG || fail "no log line naming the full disk"
+kill -0 $USBD_PID || fail "daemon died on a full disk"
+ok "full cache disk"
