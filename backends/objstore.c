@@ -274,6 +274,41 @@ int objstore_delete(struct objstore *s, const char *key)
     return s->ops->del(s, key);
 }
 
+/* The error a batch reports: the first one, unless a later one is
+ * permanent and the first was not (a permanent failure must not hide
+ * behind one that a retry would clear). */
+static int merge_err(int have, int err)
+{
+    if (!have)
+        return err;
+    if (err && objstore_err_retriable(have) && !objstore_err_retriable(err))
+        return err;
+    return have;
+}
+
+int objstore_delete_many(struct objstore *s, const char *const *keys, size_t n)
+{
+    if (!s || (!keys && n))
+        return EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int err = check_key(s, "delete", keys[i]);
+        if (err)
+            return err;
+    }
+    int result = 0;
+    for (size_t i = 0; i < n;) {
+        size_t batch = n - i < OBJSTORE_DELETE_MANY_MAX ? n - i : OBJSTORE_DELETE_MANY_MAX;
+        if (s->ops->del_many) {
+            result = merge_err(result, s->ops->del_many(s, keys + i, batch));
+        } else {
+            for (size_t j = 0; j < batch; j++)
+                result = merge_err(result, s->ops->del(s, keys[i + j]));
+        }
+        i += batch;
+    }
+    return result;
+}
+
 int objstore_list(struct objstore *s, const char *prefix, const char *after, size_t max,
                   struct objstore_list *out)
 {

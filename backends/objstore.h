@@ -8,7 +8,7 @@
  *   local   a directory tree on a local file system (objstore_local_open)
  *   fault   a wrapper over any store that injects errors, latency, hangs and
  *           damaged bodies, for tests (objstore_fault_open)
- *   s3      S3 / Ceph RGW over HTTP (separate task; same interface)
+ *   s3      S3 / Ceph RGW over HTTP with libcurl (objstore_s3_open)
  *
  * Callers use the objstore_*() functions below, never the ops table
  * directly: those functions check keys and arguments once, so a backend
@@ -226,6 +226,15 @@ struct objstore_ops {
 
     /* Release everything, including s itself. */
     void (*close)(struct objstore *s);
+
+    /* Optional (NULL: objstore_delete_many() calls del for each key).
+     * Remove the n objects (1 <= n, every key valid, no more than
+     * OBJSTORE_DELETE_MANY_MAX); missing ones are success. Keys whose delete
+     * failed are logged each; the return value is 0 if every key is gone,
+     * else the error of one key that failed, a permanent one if any failed
+     * permanently. Keys may be deleted although the call fails (deleting is
+     * idempotent: the caller repeats the whole batch). */
+    int (*del_many)(struct objstore *s, const char *const *keys, size_t n);
 };
 
 struct objstore {
@@ -245,6 +254,14 @@ int objstore_get_range(struct objstore *s, const char *key, uint64_t off, size_t
                        size_t *got);
 int objstore_head(struct objstore *s, const char *key, uint64_t *size);
 int objstore_delete(struct objstore *s, const char *key);
+/* Delete n keys (0 is a no-op), in batches of at most
+ * OBJSTORE_DELETE_MANY_MAX through the backend's del_many when it has one
+ * (S3's multi-object delete: one request per 1000 keys), else one by one.
+ * Every key is checked first: one invalid key is EINVAL with nothing
+ * deleted. Otherwise every key is attempted even after a failure (so a
+ * repeat has less to do), and the result is as for del_many. */
+#define OBJSTORE_DELETE_MANY_MAX 1000
+int objstore_delete_many(struct objstore *s, const char *const *keys, size_t n);
 /* max 0 means OBJSTORE_LIST_MAX_DEFAULT; larger values are capped to it.
  * prefix NULL means "". *out must be empty (OBJSTORE_LIST_INIT or freed). */
 int objstore_list(struct objstore *s, const char *prefix, const char *after, size_t max,
@@ -395,6 +412,104 @@ int objstore_fault_stats(struct objstore *s, struct objstore_fault_stats *out);
 
 /* "put", "get", "range", "head", "delete", "list"; "?" for anything else. */
 const char *objstore_op_name(enum objstore_op op);
+
+/* --------------------------------------------------------------------- s3 */
+
+/* A store in an S3 bucket (AWS S3, Ceph RADOS Gateway, MinIO, ...), over
+ * HTTP(S) with libcurl, requests signed with AWS Signature V4.
+ *
+ * Key "a/b" is the object "<prefix>/a/b" in the bucket (just "a/b" with no
+ * prefix); listings strip the prefix again. put is one PUT with the whole
+ * body (S3 makes it atomic); get, get_range and head are GET, ranged GET and
+ * HEAD; list is ListObjectsV2 (start-after = `after`, next = the last key
+ * of a truncated page); del_many is the multi-object delete (POST ?delete,
+ * up to 1000 keys), falling back to single deletes on a store that answers
+ * NotImplemented.
+ *
+ * Threading: up to `connections` operations run at once, each on its own
+ * curl handle (kept between operations, so its connection stays open);
+ * further callers wait for a free one. The handles share the DNS and TLS
+ * session caches.
+ *
+ * Retries: a retriable failure (objstore_err_retriable: connection refused
+ * or reset, timeouts, 5xx, throttling) is retried inside the operation, up
+ * to `attempts` tries in all, after a back-off drawn uniformly from
+ * [0, min(retry_cap_ms, retry_base_ms * 2^(n-1))] ("full jitter"), with a
+ * base ten times larger after OBJSTORE_ESLOWDOWN. Each retry is logged at
+ * info; the final failure once, at its level. Then the error is returned:
+ * the caller decides about longer waits. Permanent errors return at once.
+ *
+ * Error mapping (the whole table is in s3_errors.c): 404 NoSuchKey ->
+ * ENOENT; 404 NoSuchBucket -> ENXIO (never ENOENT, which the cache would
+ * read as "absent chunk"); 403 -> EACCES (RGW's 403 QuotaExceeded ->
+ * EDQUOT); 500/502/504 and bodies cut short -> OBJSTORE_ESERVER; 503 and
+ * 429 -> OBJSTORE_ESLOWDOWN; cannot connect -> ECONNREFUSED (or
+ * EHOSTUNREACH, ENETUNREACH); timeouts and stalls below the low-speed
+ * limit -> ETIMEDOUT; a listing that does not parse -> EBADMSG; other 4xx
+ * -> EINVAL, EPERM, EFBIG, ... Every log line of a failed request names the
+ * key, the HTTP status, the S3 error Code and, where it helps, what to check.
+ *
+ * Credentials, in this order: access_key_id + secret_access_key (+
+ * session_token) in the config; the environment (AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); the shared credentials file
+ * (credentials_file, else $AWS_SHARED_CREDENTIALS_FILE, else
+ * ~/.aws/credentials) at profile (else $AWS_PROFILE, else "default").
+ * The secret and the session token are never logged. */
+struct objstore_s3_config {
+    const char *endpoint;    /* URL: "http://127.0.0.1:7480", "https://s3.example";
+                              * NULL: https://s3.<region>.amazonaws.com */
+    const char *region;      /* signing region; NULL: "us-east-1" (also right
+                              * for RGW and MinIO out of the box) */
+    const char *bucket;      /* required */
+    const char *prefix;      /* NULL or "": none; else a valid key (see
+                              * objstore_key_check), one trailing '/' allowed */
+    bool path_style;         /* http://host/bucket/key instead of
+                              * http://bucket.host/key; implied when the
+                              * endpoint's host is an IP address or localhost */
+    const char *ca_file;     /* PEM bundle to trust; NULL: the system's */
+    bool insecure_skip_tls_verify; /* accept any certificate and host name:
+                                    * for tests against self-signed servers */
+    const char *access_key_id;     /* NULL: environment, then file */
+    const char *secret_access_key;
+    const char *session_token;     /* NULL: none (or from the same source) */
+    const char *profile;           /* NULL: $AWS_PROFILE, else "default" */
+    const char *credentials_file;  /* NULL: see above */
+    unsigned connections;    /* parallel requests (curl handles); 0: 8 */
+    unsigned attempts;       /* tries per operation, >= 1; 0: 4 */
+    unsigned retry_base_ms;  /* 0: 100 */
+    unsigned retry_cap_ms;   /* 0: 5000 */
+    unsigned connect_timeout_ms; /* 0: 10000 */
+    unsigned low_speed_bytes;    /* a transfer slower than this many bytes/s ... */
+    unsigned low_speed_time_s;   /* ... for this long fails with ETIMEDOUT;
+                                  * 0: 1 byte/s for 30 s (a dead peer) */
+    unsigned request_timeout_s;  /* whole request; 0: none (large objects
+                                  * on slow links rely on the low-speed limit) */
+    bool unsigned_payload;   /* sign bodies as UNSIGNED-PAYLOAD instead of
+                              * hashing them: saves CPU on small boards; only
+                              * TLS then protects the body in transit */
+    bool create_bucket;      /* create the bucket at open if missing (in
+                              * `region`); BucketAlreadyOwnedByYou is success */
+    bool skip_check;         /* do not probe the bucket at open (see below) */
+    objstore_log_fn log;     /* NULL: objstore_log_stderr */
+    void *log_opaque;
+};
+
+/* Open an S3 store. Unless skip_check, probes the bucket with a one-key
+ * listing under the prefix, so that bad credentials, a clock off by more
+ * than 15 minutes, a missing bucket or an unreachable endpoint are one
+ * clear error here rather than on the first flush. Logs one info line
+ * describing the store (secrets shown as <redacted>).
+ * Errors: EINVAL (no bucket, bad endpoint URL, bad prefix, half a
+ * credentials pair), ENOENT (no credentials found anywhere; or the bucket
+ * does not exist: the log line says which), EACCES, ENOMEM, and whatever
+ * the probe met (ECONNREFUSED, ETIMEDOUT, ... after the retries). */
+int objstore_s3_open(const struct objstore_s3_config *cfg, struct objstore **out);
+
+/* Write a one-line description of cfg into buf ("endpoint=... bucket=...
+ * secret_access_key=<redacted> ..."): what a program may print or log.
+ * Never includes a secret or a session token. Returns the length
+ * snprintf would have written. */
+int objstore_s3_config_describe(const struct objstore_s3_config *cfg, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -283,13 +283,17 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
 
 void cache_device(struct cache *c, struct usbd_dev *dev)
 {
+    /* A request is applied whole inside one epoch, so all its chunks need
+     * live slots at once: keep it within a quarter of the cache. */
+    uint64_t max = (uint64_t)(c->nslots / 4 ? c->nslots / 4 : 1) * c->chunk_size;
+    uint64_t cap = c->chunk_size > (32u << 20) ? c->chunk_size : (32u << 20);
     *dev = (struct usbd_dev){
         .ops = &cache_dev_ops,
         .priv = c,
         .size = c->sb.size,
         .min_block = 1,
         .pref_block = c->chunk_size,
-        .max_block = c->chunk_size > (32u << 20) ? c->chunk_size : (32u << 20),
+        .max_block = (uint32_t)(max < cap ? max : cap),
         .description = "usbd-objstore volume",
     };
 }

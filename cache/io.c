@@ -121,9 +121,11 @@ static int read_chunk(struct cache *c, uint32_t i, uint8_t *buf, uint32_t off, u
 }
 
 /* Give chunk i a live slot holding its newest content (copy on write).
- * Called with the freeze barrier (shared) and c->lock held; may drop and
- * retake c->lock. full: the caller overwrites the whole chunk. */
-static int make_live(struct cache *c, uint32_t i, bool full)
+ * Called with the freeze barrier (shared) and c->lock held. If it has to
+ * wait for a slot it lets go of both (the flusher needs the barrier) and
+ * sets *dropped: an epoch may have been frozen meanwhile. full: the caller
+ * overwrites the whole chunk. */
+static int make_live(struct cache *c, uint32_t i, bool full, bool *dropped)
 {
     struct chunk *k = &c->chunks[i];
     for (;;) {
@@ -143,6 +145,7 @@ static int make_live(struct cache *c, uint32_t i, bool full)
             pthread_mutex_unlock(&c->lock);
             pthread_rwlock_rdlock(&c->freeze);
             pthread_mutex_lock(&c->lock);
+            *dropped = true;
             continue;
         }
         bool zero;
@@ -177,36 +180,16 @@ static int make_live(struct cache *c, uint32_t i, bool full)
     }
 }
 
-static int write_chunk(struct cache *c, uint32_t i, const uint8_t *buf, uint32_t off, uint32_t len)
+/* The whole chunk becomes zeros: no slot, nothing to upload but a removal.
+ * Called with the freeze barrier (shared) and c->lock held. */
+static void zero_chunk_locked(struct cache *c, uint32_t i)
 {
-    wait_for_dirty_room(c, i);
-    pthread_rwlock_rdlock(&c->freeze);
-    pthread_mutex_lock(&c->lock);
-    int err = make_live(c, i, off == 0 && len == c->chunk_size);
-    uint32_t s = c->chunks[i].lslot;
-    if (!err)
-        c->slot_pins[s]++;
-    pthread_mutex_unlock(&c->lock);
-    if (!err) {
-        err = slot_pwrite(c, s, buf, len, off);
-        unpin(c, s);
-    }
-    pthread_rwlock_unlock(&c->freeze);
-    return err;
-}
-
-/* The whole chunk becomes zeros: no slot, nothing to upload but a removal. */
-static int zero_chunk(struct cache *c, uint32_t i)
-{
-    pthread_rwlock_rdlock(&c->freeze);
-    pthread_mutex_lock(&c->lock);
     struct chunk *k = &c->chunks[i];
     while (k->busy)
         pthread_cond_wait(&c->changed, &c->lock);
     /* Is every older state (committed, frozen) zeros already? */
     bool older_zero = k->gen == 0 && k->fslot == SLOT_NONE;
     bool was_dirty = k->lslot != SLOT_NONE || k->lzero;
-    bool changed = was_dirty || !older_zero;
     if (k->lslot != SLOT_NONE) {
         slot_release(c, k->lslot);
         c->dirty_slots--;
@@ -221,11 +204,104 @@ static int zero_chunk(struct cache *c, uint32_t i)
         if (!was_dirty)
             c->live_dirty++;
     }
-    if (changed)
+    if (was_dirty || !older_zero)
         mark_index_dirty(c, i);
+}
+
+/* One chunk's part of a request. */
+enum piece_kind { P_DATA, P_ZERO_PART, P_ZERO_FULL };
+struct piece {
+    uint32_t idx, off, len;
+    enum piece_kind kind;
+    const uint8_t *src; /* P_DATA */
+    uint32_t slot;      /* the live slot written, pinned */
+};
+
+/* Apply every piece of one request inside one hold of the freeze barrier,
+ * so an epoch contains all of the request or none of it (invariant 2).
+ * First every piece gets a live slot; waiting for one drops the barrier,
+ * which is harmless then (no data of this request is written yet) but means
+ * starting the pass again, as an epoch may have frozen earlier pieces. */
+static int apply_pieces(struct cache *c, struct piece *p, size_t n)
+{
+    wait_for_dirty_room(c, p[0].idx);
+    pthread_rwlock_rdlock(&c->freeze);
+    pthread_mutex_lock(&c->lock);
+    int err = 0;
+    bool again = true;
+    while (again && !err) {
+        again = false;
+        for (size_t j = 0; j < n && !err && !again; j++) {
+            if (p[j].kind == P_ZERO_FULL)
+                continue;
+            bool full = p[j].kind == P_DATA && p[j].len == c->chunk_size;
+            err = make_live(c, p[j].idx, full, &again);
+        }
+        for (size_t j = 0; j < n && !err && !again; j++)
+            again = p[j].kind != P_ZERO_FULL && c->chunks[p[j].idx].lslot == SLOT_NONE;
+    }
+    for (size_t j = 0; j < n && !err; j++) {
+        if (p[j].kind == P_ZERO_FULL) {
+            zero_chunk_locked(c, p[j].idx);
+            p[j].slot = SLOT_NONE;
+        } else {
+            p[j].slot = c->chunks[p[j].idx].lslot;
+            c->slot_pins[p[j].slot]++;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    uint8_t *zeros = NULL;
+    for (size_t j = 0; j < n && !err; j++) {
+        if (p[j].kind == P_ZERO_FULL)
+            continue;
+        const uint8_t *src = p[j].src;
+        if (p[j].kind == P_ZERO_PART) {
+            if (!zeros && !(zeros = calloc(1, c->chunk_size)))
+                err = ENOMEM;
+            src = zeros;
+        }
+        if (!err)
+            err = slot_pwrite(c, p[j].slot, src, p[j].len, p[j].off);
+    }
+    free(zeros);
+    pthread_mutex_lock(&c->lock);
+    for (size_t j = 0; j < n; j++)
+        if (p[j].slot != SLOT_NONE)
+            c->slot_pins[p[j].slot]--;
+    pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->lock);
     pthread_rwlock_unlock(&c->freeze);
-    return 0;
+    return err;
+}
+
+/* Cut a request into pieces and apply them (kind P_DATA with buf, or the
+ * zero kinds with buf NULL). */
+static int write_range(struct cache *c, const uint8_t *buf, uint32_t len, uint64_t off)
+{
+    size_t n = (size_t)(((off + len - 1) >> c->chunk_shift) - (off >> c->chunk_shift) + 1);
+    struct piece stack[16];
+    struct piece *p = n <= 16 ? stack : malloc(n * sizeof *p);
+    if (!p)
+        return ENOMEM;
+    uint64_t pos = off, end = off + len;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t poff = (uint32_t)(pos & (c->chunk_size - 1));
+        uint64_t room = c->chunk_size - poff;
+        uint32_t plen = (uint32_t)(end - pos < room ? end - pos : room);
+        p[j] = (struct piece){
+            .idx = (uint32_t)(pos >> c->chunk_shift),
+            .off = poff,
+            .len = plen,
+            .kind = buf ? P_DATA : plen == c->chunk_size ? P_ZERO_FULL : P_ZERO_PART,
+            .src = buf ? buf + (pos - off) : NULL,
+            .slot = SLOT_NONE,
+        };
+        pos += plen;
+    }
+    int err = apply_pieces(c, p, n);
+    if (p != stack)
+        free(p);
+    return err;
 }
 
 /* Cut [off, off+len) at chunk boundaries and call fn on each piece. */
@@ -260,37 +336,14 @@ static int cache_flush(void *priv);
 static int cache_write(void *priv, const void *buf, uint32_t len, uint64_t off, unsigned flags)
 {
     struct cache *c = priv;
-    FOR_EACH_PIECE(c, off, len, {
-        int err = write_chunk(c, idx, (const uint8_t *)buf + done, poff, plen);
-        if (err)
-            return err;
-    });
-    return (flags & USBD_FUA) ? cache_flush(c) : 0;
-}
-
-static int zero_range(struct cache *c, uint32_t len, uint64_t off)
-{
-    uint8_t *zeros = NULL;
-    int err = 0;
-    FOR_EACH_PIECE(c, off, len, {
-        if (plen == c->chunk_size) {
-            err = zero_chunk(c, idx);
-        } else {
-            if (!zeros && !(zeros = calloc(1, c->chunk_size)))
-                return ENOMEM;
-            err = write_chunk(c, idx, zeros, poff, plen);
-        }
-        if (err)
-            break;
-    });
-    free(zeros);
-    return err;
+    int err = write_range(c, buf, len, off);
+    return !err && (flags & USBD_FUA) ? cache_flush(c) : err;
 }
 
 static int cache_trim(void *priv, uint32_t len, uint64_t off, unsigned flags)
 {
     struct cache *c = priv;
-    int err = zero_range(c, len, off);
+    int err = write_range(c, NULL, len, off);
     return !err && (flags & USBD_FUA) ? cache_flush(c) : err;
 }
 

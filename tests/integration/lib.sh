@@ -58,6 +58,9 @@ stop_usbd() {
     for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && fail "daemon $pid still running 30 s after SIGTERM"
     wait "$pid" || rc=$?
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}") # never signal a pid that may be reused
     [ $rc -eq 0 ] || fail "daemon $pid exited with status $rc after SIGTERM"
 }
 
