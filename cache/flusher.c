@@ -122,31 +122,41 @@ static void *upload_worker(void *arg)
     return NULL;
 }
 
-/* Step 1. Returns the frozen chunks (malloc'd), *n of them. */
+/* Step 1. Returns the frozen chunks (malloc'd), *n of them; NULL on ENOMEM
+ * (nothing frozen then). */
 static struct upload *freeze(struct cache *c, size_t *n, uint64_t *epoch)
 {
     pthread_rwlock_wrlock(&c->freeze);
     pthread_mutex_lock(&c->lock);
-    *epoch = c->next_epoch++;
+    /* live_dirty counts exactly the chunks to freeze. */
     size_t cap = c->live_dirty ? c->live_dirty : 1, k = 0;
     struct upload *u = malloc(cap * sizeof *u);
-    for (uint32_t i = 0; u && i < c->nchunks && k < cap; i++) {
-        struct chunk *ch = &c->chunks[i];
-        if (ch->lslot == SLOT_NONE && !ch->lzero)
-            continue;
-        ch->fslot = ch->lslot;
-        ch->fzero = ch->lzero;
-        ch->lslot = SLOT_NONE;
-        ch->lzero = 0;
-        u[k++] = (struct upload){.index = i, .slot = ch->fslot};
-    }
-    if (u)
+    if (u) {
+        *epoch = c->next_epoch++;
+        for (uint32_t i = 0; i < c->nchunks; i++) {
+            struct chunk *ch = &c->chunks[i];
+            if (ch->lslot == SLOT_NONE && !ch->lzero)
+                continue;
+            if (k == cap) { /* live_dirty out of step: a bug, but freeze them all */
+                struct upload *bigger = realloc(u, 2 * cap * sizeof *u);
+                if (!bigger)
+                    break; /* the rest stays live for the next epoch */
+                u = bigger;
+                cap *= 2;
+            }
+            ch->fslot = ch->lslot;
+            ch->fzero = ch->lzero;
+            ch->lslot = SLOT_NONE;
+            ch->lzero = 0;
+            u[k++] = (struct upload){.index = i, .slot = ch->fslot};
+        }
         c->live_dirty = 0;
-    else
-        c->next_epoch--;
+        for (uint32_t i = 0; i < c->nchunks; i++) /* normally none are left */
+            c->live_dirty += c->chunks[i].lslot != SLOT_NONE || c->chunks[i].lzero;
+    }
     pthread_mutex_unlock(&c->lock);
     pthread_rwlock_unlock(&c->freeze);
-    *n = u ? k : 0;
+    *n = k;
     return u;
 }
 

@@ -214,14 +214,62 @@ struct piece {
     uint32_t idx, off, len;
     enum piece_kind kind;
     const uint8_t *src; /* P_DATA */
-    uint32_t slot;      /* the live slot written, pinned */
+    uint32_t slot;      /* the slot written */
+    bool fresh;         /* a whole-chunk write into a new slot, published after */
+    bool pinned;        /* slot_pins[slot] taken */
 };
+
+static bool whole_chunk_data(const struct cache *c, const struct piece *p)
+{
+    return p->kind == P_DATA && p->len == c->chunk_size;
+}
+
+/* Phase A of apply_pieces: give every piece a slot to write. A piece that
+ * overwrites a whole chunk without a live slot gets a new, unpublished slot
+ * (the chunk is marked busy until it is published): publishing it before its
+ * data is written would let a concurrent index commit record a slot that
+ * still holds another chunk's old bytes. Returns with the locks held;
+ * *again if they were dropped (an epoch may have frozen earlier pieces). */
+static int prepare_pieces(struct cache *c, struct piece *p, size_t n, bool *again)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (p[j].kind == P_ZERO_FULL || p[j].fresh)
+            continue;
+        struct chunk *k = &c->chunks[p[j].idx];
+        if (!whole_chunk_data(c, &p[j])) {
+            int err = make_live(c, p[j].idx, false, again);
+            if (err || *again)
+                return err;
+            continue;
+        }
+        while (k->busy)
+            pthread_cond_wait(&c->changed, &c->lock);
+        if (k->lslot != SLOT_NONE)
+            continue; /* overwritten in place: it is this chunk's own live copy */
+        uint32_t ns = slot_alloc(c);
+        if (ns == SLOT_NONE) {
+            pthread_mutex_unlock(&c->lock);
+            pthread_rwlock_unlock(&c->freeze);
+            pthread_mutex_lock(&c->lock);
+            wait_for_slot(c);
+            pthread_mutex_unlock(&c->lock);
+            pthread_rwlock_rdlock(&c->freeze);
+            pthread_mutex_lock(&c->lock);
+            *again = true;
+            return 0;
+        }
+        k->busy = 1;
+        p[j].slot = ns;
+        p[j].fresh = true;
+    }
+    return 0;
+}
 
 /* Apply every piece of one request inside one hold of the freeze barrier,
  * so an epoch contains all of the request or none of it (invariant 2).
- * First every piece gets a live slot; waiting for one drops the barrier,
- * which is harmless then (no data of this request is written yet) but means
- * starting the pass again, as an epoch may have frozen earlier pieces. */
+ * First every piece gets a slot; waiting for one drops the barrier, which is
+ * harmless then (no data of this request is written yet) but means starting
+ * the pass again, as an epoch may have frozen earlier pieces. */
 static int apply_pieces(struct cache *c, struct piece *p, size_t n)
 {
     wait_for_dirty_room(c, p[0].idx);
@@ -231,22 +279,19 @@ static int apply_pieces(struct cache *c, struct piece *p, size_t n)
     bool again = true;
     while (again && !err) {
         again = false;
-        for (size_t j = 0; j < n && !err && !again; j++) {
-            if (p[j].kind == P_ZERO_FULL)
-                continue;
-            bool full = p[j].kind == P_DATA && p[j].len == c->chunk_size;
-            err = make_live(c, p[j].idx, full, &again);
-        }
+        err = prepare_pieces(c, p, n, &again);
         for (size_t j = 0; j < n && !err && !again; j++)
-            again = p[j].kind != P_ZERO_FULL && c->chunks[p[j].idx].lslot == SLOT_NONE;
+            again = p[j].kind != P_ZERO_FULL && !p[j].fresh &&
+                    c->chunks[p[j].idx].lslot == SLOT_NONE;
     }
     for (size_t j = 0; j < n && !err; j++) {
-        if (p[j].kind == P_ZERO_FULL) {
+        if (p[j].kind == P_ZERO_FULL)
             zero_chunk_locked(c, p[j].idx);
-            p[j].slot = SLOT_NONE;
-        } else {
+        else if (!p[j].fresh)
             p[j].slot = c->chunks[p[j].idx].lslot;
+        if (p[j].slot != SLOT_NONE) {
             c->slot_pins[p[j].slot]++;
+            p[j].pinned = true;
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -265,9 +310,24 @@ static int apply_pieces(struct cache *c, struct piece *p, size_t n)
     }
     free(zeros);
     pthread_mutex_lock(&c->lock);
-    for (size_t j = 0; j < n; j++)
-        if (p[j].slot != SLOT_NONE)
+    for (size_t j = 0; j < n; j++) {
+        if (p[j].fresh) {
+            struct chunk *k = &c->chunks[p[j].idx];
+            if (err) {
+                slot_list_push(&c->free_slots, p[j].slot); /* never published */
+            } else {
+                if (!k->lzero)
+                    c->live_dirty++;
+                k->lslot = p[j].slot;
+                k->lzero = 0;
+                c->dirty_slots++;
+                mark_index_dirty(c, p[j].idx);
+            }
+            k->busy = 0;
+        }
+        if (p[j].pinned)
             c->slot_pins[p[j].slot]--;
+    }
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->lock);
     pthread_rwlock_unlock(&c->freeze);

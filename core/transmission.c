@@ -28,6 +28,7 @@
 #define KEEP_BUF_MAX (1024 * 1024) /* a worker keeps buffers up to this size */
 #define MAX_EXTENTS 256            /* per BLOCK_STATUS reply */
 #define ZERO_CHUNK (1024 * 1024)
+#define DRAIN_MAX (64u * 1024 * 1024) /* oversized WRITE payloads read and dropped */
 
 struct worker {
     struct conn *c;
@@ -69,6 +70,21 @@ static int conn_read(struct conn *c, void *dst, size_t n, size_t *got)
         return r == 0 ? ECONNRESET : errno;
     }
     *got = want;
+    return 0;
+}
+
+/* Read and drop n payload bytes. */
+static int drain(struct conn *c, uint64_t n)
+{
+    uint8_t sink[4096];
+    size_t got;
+    while (n > 0) {
+        size_t k = n < sizeof sink ? (size_t)n : sizeof sink;
+        int err = conn_read(c, sink, k, &got);
+        if (err)
+            return err;
+        n -= k;
+    }
     return 0;
 }
 
@@ -377,11 +393,20 @@ static bool read_request(struct worker *w, struct nbd_request *r, uint32_t *verd
 
     const bool has_payload = r->type == NBD_CMD_WRITE;
     if (has_payload && r->length > c->srv->max_block) {
-        /* Reading it would cost up to 4 GiB; the stream cannot be resynced
-         * cheaply, so answer and hang up. */
-        srv_log(c->srv, USBD_LOG_WARN, "%s: WRITE of %u bytes announced (maximum %u), disconnecting",
-                c->label, r->length, c->srv->max_block);
-        mark_dead(c);
+        /* A client sends the whole payload before it expects the reply, so
+         * drain it through a small buffer (no allocation of its size) and
+         * answer EINVAL. Beyond DRAIN_MAX that costs too much time: answer
+         * and hang up. */
+        if (r->length > DRAIN_MAX) {
+            srv_log(c->srv, USBD_LOG_WARN,
+                    "%s: WRITE of %u bytes announced (maximum %u), disconnecting", c->label,
+                    r->length, c->srv->max_block);
+            mark_dead(c);
+        } else if ((err = drain(c, r->length)) != 0) {
+            log_read_end(c, err, 0, r->length, "payload");
+            mark_dead(c);
+            return false;
+        }
         *verdict = NBD_EINVAL;
         *why = "payload over the maximum block size";
         return true;

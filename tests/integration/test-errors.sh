@@ -99,3 +99,19 @@ for line in "WRITE of 4294967295 bytes announced (maximum 33554432), disconnecti
 done
 stop_usbd
 ok "errors"
+
+# A WRITE over the maximum block size but within reason: its payload is read
+# and dropped, the answer is EINVAL, and the connection goes on (libnbd and
+# qemu send the whole payload before they look for the reply).
+start_usbd small -kind=local -store=$TMP/store -store-dir=$TMP/state -name=v \
+    -key=key:$TEST_KEY -size=4MiB -objsize=64KiB -cache-size=1MiB
+python3 - "$SOCK" <<'PY'
+import struct, sys, nbdraw as n
+c = n.Raw(sys.argv[1]); c.go(infos=(n.INFO_BLOCK_SIZE,))
+err, _ = c.cmd(n.CMD_WRITE, 0, 1 << 20, data=b"x" * (1 << 20))
+assert err == n.EINVAL, err
+assert c.cmd(n.CMD_WRITE, 0, 4, data=b"next")[0] == 0
+assert c.cmd(n.CMD_READ, 0, 4) == (0, b"next")
+print("ok: oversized WRITE drained, EINVAL, connection alive")
+PY
+stop_usbd

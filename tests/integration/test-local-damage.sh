@@ -21,15 +21,20 @@ mount -t tmpfs -o size=3m tmpfs $TMP/small 2>/dev/null || skip "cannot mount a t
 AFTER_CLEANUP+=("umount $TMP/small")
 start_usbd b $(local_flags $TMP/store2 $TMP/small -size=16MiB -objsize=256KiB -flush-every=1h)
 nbdsh_run '
-import os
+import errno, os
 a = os.urandom(1 << 20)
 h.pwrite(a, 0)
 h.flush()
-try:
-    h.pwrite(os.urandom(8 << 20), 4 << 20)
-    raise AssertionError("8 MiB into a 3 MiB cache disk succeeded")
-except nbd.Error as e:
-    print("ok: write that does not fit:", e.string)
+# 1 MiB writes (within the maximum block size) until the 3 MiB disk is full
+for i in range(4, 16):
+    try:
+        h.pwrite(os.urandom(1 << 20), i << 20)
+    except nbd.Error as e:
+        assert e.errnum == errno.ENOSPC, e.string
+        print("ok: write that does not fit:", e.string)
+        break
+else:
+    raise AssertionError("12 MiB into a 3 MiB cache disk succeeded")
 assert h.pread(1 << 20, 0) == a
 h.shutdown()'
 grep -q "the cache disk is full" $LOG || fail "no log line naming the full disk"
