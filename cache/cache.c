@@ -270,6 +270,7 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
         cache_free(c);
         return err;
     }
+    readahead_start(c);
     uint64_t dirty = c->live_dirty;
     cache_log(c, USBD_LOG_INFO, "volume '%s': %llu chunks of %u KiB, epoch %llu, %u cache slots "
               "(%llu in use), %llu chunks to upload", c->cfg.volume, (unsigned long long)c->nchunks,
@@ -326,6 +327,7 @@ int cache_close(struct cache *c)
 {
     if (!c)
         return 0;
+    readahead_stop(c);
     flusher_stop(c);
     uint64_t dirty = cache_dirty_bytes(c);
     if (dirty)
@@ -341,6 +343,10 @@ int cache_close(struct cache *c)
         cache_log(c, USBD_LOG_INFO, "everything is in the store (epoch %llu)",
                   (unsigned long long)c->committed_epoch);
     }
+    cache_log(c, USBD_LOG_INFO, "this run: %llu chunks fetched (%llu by read-ahead, %.1f MiB), "
+              "%llu objects put (%.1f MiB)", (unsigned long long)c->objects_fetched,
+              (unsigned long long)c->fetched_ahead, c->bytes_fetched / 1048576.0,
+              (unsigned long long)c->objects_put, c->bytes_uploaded / 1048576.0);
     cache_free(c);
     return err ? err : perr;
 }

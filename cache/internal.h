@@ -116,6 +116,15 @@ struct cache {
     pthread_t flusher;
     pthread_cond_t flusher_cv;
 
+    /* read-ahead: chunks to fetch, found by sequential reads */
+    uint32_t ra_queue[64];
+    unsigned ra_head, ra_count;
+    uint32_t ra_last;         /* last chunk a read touched */
+    pthread_cond_t ra_cv;
+    pthread_t ra_threads[2];
+    unsigned ra_started;
+    atomic_uint_fast64_t fetched_ahead;
+
     /* figures, for logs and status */
     atomic_uint_fast64_t bytes_uploaded, bytes_fetched, objects_put, objects_fetched;
     atomic_uint_fast64_t uploading_left; /* bytes of the epoch in flight not yet put */
@@ -187,6 +196,14 @@ void slot_list_push(struct slot_list *l, uint32_t s);
 /* ------------------------------------------------------------- fetch.c */
 /* Fetch generation gen of chunk index into slot (whole chunk). */
 int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, uint32_t slot);
+
+/* With c->lock held: bring chunk i (which has no slot and gen > 0) into
+ * a clean slot. May wait; returns with c->lock held. */
+int fetch_into_cache(struct cache *c, uint32_t i);
+/* Queue chunks after i for read-ahead if reads look sequential (lock held). */
+void readahead_note(struct cache *c, uint32_t i);
+int readahead_start(struct cache *c);
+void readahead_stop(struct cache *c);
 
 /* ----------------------------------------------------------- flusher.c */
 int flusher_start(struct cache *c);

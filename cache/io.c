@@ -72,6 +72,7 @@ static int read_chunk(struct cache *c, uint32_t i, uint8_t *buf, uint32_t off, u
 {
     struct chunk *k = &c->chunks[i];
     pthread_mutex_lock(&c->lock);
+    readahead_note(c, i);
     for (;;) {
         if (k->busy) {
             pthread_cond_wait(&c->changed, &c->lock);
@@ -94,30 +95,37 @@ static int read_chunk(struct cache *c, uint32_t i, uint8_t *buf, uint32_t off, u
             return err;
         }
         /* Only in the store: fetch it into a clean slot. */
-        uint32_t ns = slot_alloc(c);
-        if (ns == SLOT_NONE) {
-            wait_for_slot(c);
-            continue;
-        }
-        k->busy = 1;
-        uint64_t gen = k->gen;
-        pthread_mutex_unlock(&c->lock);
-        int err = fetch_chunk(c, i, gen, ns);
-        pthread_mutex_lock(&c->lock);
-        k->busy = 0;
-        pthread_cond_broadcast(&c->changed);
-        if (!err && k->gen == gen && k->cslot == SLOT_NONE) {
-            k->cslot = ns;
-            lru_touch(c, i);
-            mark_index_dirty(c, i);
-        } else {
-            slot_list_push(&c->free_slots, ns); /* never published */
-        }
+        int err = fetch_into_cache(c, i);
         if (err) {
             pthread_mutex_unlock(&c->lock);
             return err;
         }
     }
+}
+
+int fetch_into_cache(struct cache *c, uint32_t i)
+{
+    struct chunk *k = &c->chunks[i];
+    uint32_t ns = slot_alloc(c);
+    if (ns == SLOT_NONE) {
+        wait_for_slot(c);
+        return 0; /* the caller looks again */
+    }
+    k->busy = 1;
+    uint64_t gen = k->gen;
+    pthread_mutex_unlock(&c->lock);
+    int err = fetch_chunk(c, i, gen, ns);
+    pthread_mutex_lock(&c->lock);
+    k->busy = 0;
+    pthread_cond_broadcast(&c->changed);
+    if (!err && k->gen == gen && k->cslot == SLOT_NONE) {
+        k->cslot = ns;
+        lru_touch(c, i);
+        mark_index_dirty(c, i);
+    } else {
+        slot_list_push(&c->free_slots, ns); /* never published */
+    }
+    return err;
 }
 
 /* Give chunk i a live slot holding its newest content (copy on write).
