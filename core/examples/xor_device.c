@@ -27,7 +27,8 @@ static int xor_write(void *priv, const void *buf, uint32_t len, uint64_t off, un
     const unsigned char *in = buf;
     for (uint32_t i = 0; i < len; i++)
         disk[off + i] = in[i] ^ KEY;
-    return 0; /* RAM: FUA needs nothing more */
+    (void)flags; /* RAM: FUA needs nothing more */
+    return 0;
 }
 
 static const struct usbd_dev_ops xor_ops = {.read = xor_read, .write = xor_write};

@@ -33,3 +33,19 @@ cmp -n $((16 << 20)) $TMP/back2 $TMP/rand || fail "data differs after backpressu
 stop_usbd
 grep -q " errors$" $LOG && grep -Eq " [1-9][0-9]* errors$" $LOG && fail "the client saw errors"
 ok "hanging store: writers waited ${took}s, no error, nothing lost"
+
+# A store whose every put hangs 3 s before it answers: with -dirty-max=1MiB
+# writes wait, none fails, and everything reaches the store.
+head -c 2M $TMP/rand > $TMP/two
+start_usbd k $(local_flags $TMP/store-hang $TMP/state3 -size=32MiB -objsize=256KiB -flush-every=200ms \
+    -dirty-max=1MiB -flush-workers=4) -store-faults=hang=put,hang-for=3s
+start=$(date +%s)
+nbdcopy --flush $TMP/two "$URI"
+took=$(( $(date +%s) - start ))
+[ $took -ge 3 ] || fail "writes did not wait for the hanging store ($took s)"
+stop_usbd
+start_usbd m $(local_flags $TMP/store-hang $TMP/state-fresh2)
+nbdcopy "$URI" $TMP/back3
+cmp -n $((2 << 20)) $TMP/back3 $TMP/two || fail "data lost with a hanging store"
+stop_usbd
+ok "store hanging on every put: writers waited ${took}s, nothing lost"
