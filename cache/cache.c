@@ -175,7 +175,7 @@ static int open_local(struct cache *c)
     if (!err && !rs.gen)
         err = ENOMEM;
     if (!err)
-        err = volume_load_remote(c, &rs, 0);
+        err = volume_load_remote(c, &rs);
     uint64_t local_epoch = 0;
     if (!err && !fresh)
         err = index_load(c, &local_epoch);

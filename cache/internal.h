@@ -145,10 +145,9 @@ void key_superblock(const struct cache *c, char *buf, size_t len);
 /* ------------------------------------------------------------ volume.c */
 /* Read or create the superblock, check the key; fills c->sb and c->keys. */
 int volume_open_superblock(struct cache *c);
-/* Load the remote map: latest checkpoint, then the epoch records after it.
- * If from_epoch > 0, only records after from_epoch are applied on top of
- * rs->gen as given (to catch up a local index). */
-int volume_load_remote(struct cache *c, struct remote_state *rs, uint64_t from_epoch);
+/* Load the remote map: the latest checkpoint, then the epoch records after
+ * it, in order and without gaps. */
+int volume_load_remote(struct cache *c, struct remote_state *rs);
 /* Delete chunk objects that no map references (an unfinished epoch's). */
 void volume_collect_garbage(struct cache *c, const uint64_t *gen);
 /* Seal and put an epoch record / a checkpoint. */

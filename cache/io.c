@@ -43,6 +43,20 @@ static void wait_for_slot(struct cache *c)
     pthread_cond_wait(&c->changed, &c->lock);
 }
 
+/* The same, for a writer holding the freeze barrier (shared) and c->lock:
+ * the flusher needs the barrier to make progress, so let go of it while
+ * waiting. Returns with both held again. */
+static void wait_for_slot_outside_barrier(struct cache *c)
+{
+    pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_unlock(&c->freeze);
+    pthread_mutex_lock(&c->lock);
+    wait_for_slot(c);
+    pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_rdlock(&c->freeze);
+    pthread_mutex_lock(&c->lock);
+}
+
 static void unpin(struct cache *c, uint32_t slot)
 {
     pthread_mutex_lock(&c->lock);
@@ -145,14 +159,7 @@ static int make_live(struct cache *c, uint32_t i, bool full, bool *dropped)
             return 0;
         uint32_t ns = slot_alloc(c);
         if (ns == SLOT_NONE) {
-            /* The flusher needs the freeze barrier to make progress. */
-            pthread_mutex_unlock(&c->lock);
-            pthread_rwlock_unlock(&c->freeze);
-            pthread_mutex_lock(&c->lock);
-            wait_for_slot(c);
-            pthread_mutex_unlock(&c->lock);
-            pthread_rwlock_rdlock(&c->freeze);
-            pthread_mutex_lock(&c->lock);
+            wait_for_slot_outside_barrier(c);
             *dropped = true;
             continue;
         }
@@ -256,13 +263,7 @@ static int prepare_pieces(struct cache *c, struct piece *p, size_t n, bool *agai
             continue; /* overwritten in place: it is this chunk's own live copy */
         uint32_t ns = slot_alloc(c);
         if (ns == SLOT_NONE) {
-            pthread_mutex_unlock(&c->lock);
-            pthread_rwlock_unlock(&c->freeze);
-            pthread_mutex_lock(&c->lock);
-            wait_for_slot(c);
-            pthread_mutex_unlock(&c->lock);
-            pthread_rwlock_rdlock(&c->freeze);
-            pthread_mutex_lock(&c->lock);
+            wait_for_slot_outside_barrier(c);
             *again = true;
             return 0;
         }

@@ -283,28 +283,52 @@ int volume_put_epoch(struct cache *c, uint64_t epoch, const uint64_t *idx, const
     return put_map(c, SEAL_KIND_EPOCH, epoch, idx, gen, n, key, what);
 }
 
+/* Call fn(arg, key) for every key under prefix after `after` (NULL: all),
+ * in order, across pages. fn returns 0 to go on, LIST_STOP to stop, or an
+ * errno to stop with that error. Returns 0 or the first error. */
+#define LIST_STOP (-1)
+static int list_each(struct cache *c, const char *prefix, const char *after,
+                     int (*fn)(void *arg, const char *key), void *arg)
+{
+    struct objstore_list l = OBJSTORE_LIST_INIT;
+    char *cursor = after ? strdup(after) : NULL;
+    int err = after && !cursor ? ENOMEM : 0;
+    while (!err) {
+        err = objstore_list(c->store, prefix, cursor, 0, &l);
+        int r = 0;
+        for (size_t j = 0; !err && !r && j < l.count; j++)
+            r = fn(arg, l.entries[j].key);
+        if (r > 0)
+            err = r;
+        free(cursor);
+        cursor = !err && !r && l.next ? strdup(l.next) : NULL;
+        objstore_list_free(&l);
+        if (!cursor)
+            break;
+    }
+    free(cursor);
+    return err;
+}
+
+struct delete_below_args {
+    struct cache *c;
+    const char *below;
+};
+
+static int delete_below_one(void *arg, const char *key)
+{
+    struct delete_below_args *a = arg;
+    if (a->below && strcmp(key, a->below) >= 0)
+        return LIST_STOP;
+    (void)objstore_delete(a->c->store, key); /* garbage: best effort */
+    return 0;
+}
+
 /* Delete every key under prefix that sorts before `below` (NULL: all). */
 static void delete_below(struct cache *c, const char *prefix, const char *below)
 {
-    struct objstore_list l = OBJSTORE_LIST_INIT;
-    char *after = NULL;
-    for (;;) {
-        if (objstore_list(c->store, prefix, after, 0, &l))
-            break;
-        bool done = false;
-        for (size_t j = 0; j < l.count && !done; j++) {
-            if (below && strcmp(l.entries[j].key, below) >= 0)
-                done = true;
-            else
-                (void)objstore_delete(c->store, l.entries[j].key); /* garbage: best effort */
-        }
-        free(after);
-        after = l.next && !done ? strdup(l.next) : NULL;
-        objstore_list_free(&l);
-        if (!after)
-            break;
-    }
-    free(after);
+    struct delete_below_args a = {c, below};
+    (void)list_each(c, prefix, NULL, delete_below_one, &a);
 }
 
 int volume_put_checkpoint(struct cache *c, uint64_t epoch)
@@ -385,33 +409,49 @@ static bool key_number(const char *key, uint64_t *out)
     return *end == 0;
 }
 
-int volume_load_remote(struct cache *c, struct remote_state *rs, uint64_t from_epoch)
+static int keep_last(void *arg, const char *key)
 {
-    (void)from_epoch;
+    char **last = arg;
+    free(*last);
+    *last = strdup(key);
+    return *last ? 0 : ENOMEM;
+}
+
+struct replay_args {
+    struct cache *c;
+    struct remote_state *rs;
+};
+
+/* Apply one epoch record; records must follow each other without a gap. */
+static int replay_one(void *arg, const char *key)
+{
+    struct replay_args *a = arg;
+    struct cache *c = a->c;
+    uint64_t e;
+    if (!key_number(key, &e) || e <= a->rs->epoch)
+        return 0;
+    if (e != a->rs->epoch + 1) {
+        cache_log(c, USBD_LOG_ERROR, "volume '%s': epoch record %llu is missing (next found: %llu): "
+                  "the store lost data", c->cfg.volume, (unsigned long long)a->rs->epoch + 1,
+                  (unsigned long long)e);
+        return EBADMSG;
+    }
+    int err = load_map(c, SEAL_KIND_EPOCH, e, key, a->rs->gen);
+    if (!err)
+        a->rs->epoch = e;
+    return err;
+}
+
+int volume_load_remote(struct cache *c, struct remote_state *rs)
+{
     char prefix[KEY_LEN];
-    struct objstore_list l = OBJSTORE_LIST_INIT;
     memset(rs->gen, 0, c->nchunks * sizeof *rs->gen);
     rs->epoch = rs->checkpoint = 0;
 
-    /* The latest checkpoint: the last key of the listing. */
+    /* The latest checkpoint: the last key of its listing. */
     snprintf(prefix, sizeof prefix, "%s/checkpoints/", c->cfg.volume);
-    char *last = NULL, *after = NULL;
-    int err;
-    for (;;) {
-        err = objstore_list(c->store, prefix, after, 0, &l);
-        if (err)
-            break;
-        if (l.count) {
-            free(last);
-            last = strdup(l.entries[l.count - 1].key);
-        }
-        free(after);
-        after = l.next ? strdup(l.next) : NULL;
-        objstore_list_free(&l);
-        if (!after)
-            break;
-    }
-    free(after);
+    char *last = NULL;
+    int err = list_each(c, prefix, NULL, keep_last, &last);
     uint64_t cp = 0;
     if (!err && last && key_number(last, &cp)) {
         err = load_map(c, SEAL_KIND_CHECKPOINT, cp, last, rs->gen);
@@ -419,66 +459,43 @@ int volume_load_remote(struct cache *c, struct remote_state *rs, uint64_t from_e
     }
     free(last);
 
-    /* Then every epoch record after it, in order, without gaps. */
-    snprintf(prefix, sizeof prefix, "%s/epochs/", c->cfg.volume);
+    /* Then every epoch record after it, in order. */
     char start[KEY_LEN];
     key_epoch(c, cp, start, sizeof start);
-    after = cp ? strdup(start) : NULL;
-    while (!err) {
-        err = objstore_list(c->store, prefix, after, 0, &l);
-        for (size_t j = 0; !err && j < l.count; j++) {
-            uint64_t e;
-            if (!key_number(l.entries[j].key, &e) || e <= rs->epoch)
-                continue;
-            if (e != rs->epoch + 1) {
-                cache_log(c, USBD_LOG_ERROR, "volume '%s': epoch record %llu is missing (next "
-                          "found: %llu): the store lost data", c->cfg.volume,
-                          (unsigned long long)rs->epoch + 1, (unsigned long long)e);
-                err = EBADMSG;
-                break;
-            }
-            err = load_map(c, SEAL_KIND_EPOCH, e, l.entries[j].key, rs->gen);
-            rs->epoch = e;
-        }
-        free(after);
-        after = !err && l.next ? strdup(l.next) : NULL;
-        objstore_list_free(&l);
-        if (!after)
-            break;
-    }
-    free(after);
+    snprintf(prefix, sizeof prefix, "%s/epochs/", c->cfg.volume);
+    struct replay_args ra = {c, rs};
+    if (!err)
+        err = list_each(c, prefix, cp ? start : NULL, replay_one, &ra);
     return err;
+}
+
+struct gc_args {
+    struct cache *c;
+    const uint64_t *gen;
+    size_t prefix_len, removed;
+};
+
+static int collect_one(void *arg, const char *key)
+{
+    struct gc_args *a = arg;
+    unsigned long long i, g;
+    char tail;
+    if (sscanf(key + a->prefix_len, "%16llx-%16llx%c", &i, &g, &tail) != 2)
+        return 0; /* not ours: leave it */
+    if (i < a->c->nchunks && a->gen[i] == g)
+        return 0;
+    if (objstore_delete(a->c->store, key) == 0)
+        a->removed++;
+    return 0;
 }
 
 void volume_collect_garbage(struct cache *c, const uint64_t *gen)
 {
     char prefix[KEY_LEN];
     snprintf(prefix, sizeof prefix, "%s/chunks/", c->cfg.volume);
-    struct objstore_list l = OBJSTORE_LIST_INIT;
-    char *after = NULL;
-    size_t removed = 0;
-    for (;;) {
-        if (objstore_list(c->store, prefix, after, 0, &l))
-            break;
-        for (size_t j = 0; j < l.count; j++) {
-            const char *name = l.entries[j].key + strlen(prefix);
-            unsigned long long i, g;
-            char tail;
-            if (sscanf(name, "%16llx-%16llx%c", &i, &g, &tail) != 2)
-                continue; /* not ours: leave it */
-            if (i < c->nchunks && gen[i] == g)
-                continue;
-            if (objstore_delete(c->store, l.entries[j].key) == 0)
-                removed++;
-        }
-        free(after);
-        after = l.next ? strdup(l.next) : NULL;
-        objstore_list_free(&l);
-        if (!after)
-            break;
-    }
-    free(after);
-    if (removed)
+    struct gc_args a = {c, gen, strlen(prefix), 0};
+    (void)list_each(c, prefix, NULL, collect_one, &a); /* garbage: best effort */
+    if (a.removed)
         cache_log(c, USBD_LOG_INFO, "removed %zu chunk objects no epoch refers to (an unfinished "
-                  "epoch or superseded generations)", removed);
+                  "epoch or superseded generations)", a.removed);
 }
