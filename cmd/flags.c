@@ -24,9 +24,10 @@ struct flag {
 #define OFF(field) offsetof(struct config, field)
 
 static const struct flag flags[] = {
-    {"kind", F_STRING, OFF(kind), "local|mem|file", "local",
+    {"kind", F_STRING, OFF(kind), "local|s3|mem|file", "local",
      "what backs the disk: local (chunks sealed into an object store in a directory, "
-     "see -store), mem (RAM, lost at exit), file (a file or block device, see -file)"},
+     "see -store), s3 (the same in an S3 bucket: AWS, Ceph RGW, MinIO; see -s3-*), "
+     "mem (RAM, lost at exit), file (a file or block device, see -file)"},
     {"size", F_SIZE, OFF(size), "SIZE", NULL,
      "disk size, e.g. 20GiB, 512MiB (a multiple of 4096; -kind=file: defaults to the file's size)"},
     {"file", F_STRING, OFF(file), "PATH", NULL, "-kind=file: the file or block device (created with -size if missing)"},
@@ -70,6 +71,26 @@ static const struct flag flags[] = {
      "what NBD FLUSH waits for: the local disk, or also the store (slower)"},
     {"store-faults", F_STRING, OFF(store_faults), "SPEC", NULL,
      "for tests: inject store faults, e.g. put-error=0.5,latency=20ms (see backends/objstore.h)"},
+    {"s3-endpoint", F_STRING, OFF(s3_endpoint), "URL", NULL,
+     "-kind=s3: the S3 endpoint, e.g. http://127.0.0.1:7480 (default $AWS_ENDPOINT_URL, "
+     "else https://s3.REGION.amazonaws.com)"},
+    {"s3-region", F_STRING, OFF(s3_region), "REGION", NULL,
+     "signing region (default $AWS_REGION, else us-east-1)"},
+    {"s3-bucket", F_STRING, OFF(s3_bucket), "BUCKET", NULL, "-kind=s3: the bucket (required)"},
+    {"s3-prefix", F_STRING, OFF(s3_prefix), "PREFIX", NULL,
+     "key prefix inside the bucket: volumes live in PREFIX/NAME/"},
+    {"s3-path-style", F_BOOL, OFF(s3_path_style), NULL, NULL,
+     "http://host/bucket/key addressing (needed for RGW and MinIO by name; implied for IPs)"},
+    {"s3-create-bucket", F_BOOL, OFF(s3_create_bucket), NULL, NULL, "create the bucket if missing"},
+    {"s3-ca-file", F_STRING, OFF(s3_ca_file), "FILE", NULL, "PEM certificates to trust for TLS"},
+    {"s3-insecure", F_BOOL, OFF(s3_insecure), NULL, NULL,
+     "do not verify the TLS certificate (tests only; verification is on by default)"},
+    {"s3-credentials", F_STRING, OFF(s3_credentials), "FILE", NULL,
+     "AWS shared credentials file (default: $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY / "
+     "$AWS_SESSION_TOKEN, else ~/.aws/credentials); secrets never go on the command line"},
+    {"s3-profile", F_STRING, OFF(s3_profile), "PROFILE", NULL,
+     "profile in the credentials file (default $AWS_PROFILE, else default)"},
+    {"s3-connections", F_COUNT, OFF(s3_connections), "N", "8", "parallel S3 connections"},
     {"log-level", F_STRING, OFF(log_level), "error|warn|info|debug", "info", "how much to log (to stderr)"},
     {"config", F_STRING, OFF(config_file), "FILE", NULL,
      "read flags from FILE (key = value lines, same names); the command line wins"},

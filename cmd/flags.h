@@ -41,6 +41,18 @@ struct config {
     const char *cipher;
     const char *sync;
     const char *store_faults;
+    /* -kind=s3 */
+    const char *s3_endpoint;
+    const char *s3_region;
+    const char *s3_bucket;
+    const char *s3_prefix;
+    bool s3_path_style;
+    bool s3_create_bucket;
+    const char *s3_ca_file;
+    bool s3_insecure;
+    const char *s3_credentials;
+    const char *s3_profile;
+    uint64_t s3_connections;
     bool help;
     bool version;
     struct config_str *owned; /* strings read from a config file */

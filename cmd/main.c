@@ -77,8 +77,14 @@ static int check_config(struct config *c, enum usbd_log_level *level, char *err,
 {
     if (parse_level(c->log_level, level))
         return snprintf(err, n, "-log-level=%s: expected error, warn, info or debug", c->log_level), EINVAL;
-    if (strcmp(c->kind, "mem") && strcmp(c->kind, "file") && strcmp(c->kind, "local"))
-        return snprintf(err, n, "-kind=%s: unknown kind (expected local, mem or file)", c->kind), EINVAL;
+    if (strcmp(c->kind, "mem") && strcmp(c->kind, "file") && strcmp(c->kind, "local") &&
+        strcmp(c->kind, "s3"))
+        return snprintf(err, n, "-kind=%s: unknown kind (expected local, s3, mem or file)", c->kind), EINVAL;
+    if (!strcmp(c->kind, "s3") && !c->s3_bucket)
+        return snprintf(err, n, "-kind=s3 needs -s3-bucket=BUCKET (and -s3-endpoint for RGW or MinIO)"), EINVAL;
+    if (c->s3_connections < 1 || c->s3_connections > 64)
+        return snprintf(err, n, "-s3-connections=%llu: expected 1 to 64",
+                        (unsigned long long)c->s3_connections), EINVAL;
     if (strcmp(c->compress, "zstd") && strcmp(c->compress, "none"))
         return snprintf(err, n, "-compress=%s: expected zstd or none", c->compress), EINVAL;
     if (strcmp(c->cipher, "aes-256-ctr") && strcmp(c->cipher, "none"))
@@ -192,10 +198,33 @@ static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
 static int open_local(struct daemon *d)
 {
     struct config *c = &d->cfg;
-    struct objstore_local_config lc = {.root = c->store, .create = true, .log = store_log};
-    int err = make_parents(d, c->store);
-    if (!err)
-        err = objstore_local_open(&lc, &d->store);
+    int err;
+    if (!strcmp(c->kind, "s3")) {
+        const char *region = c->s3_region ? c->s3_region : getenv("AWS_REGION");
+        struct objstore_s3_config sc = {
+            .endpoint = c->s3_endpoint ? c->s3_endpoint : getenv("AWS_ENDPOINT_URL"),
+            .region = region ? region : getenv("AWS_DEFAULT_REGION"),
+            .bucket = c->s3_bucket,
+            .prefix = c->s3_prefix,
+            .path_style = c->s3_path_style,
+            .ca_file = c->s3_ca_file,
+            .insecure_skip_tls_verify = c->s3_insecure,
+            .credentials_file = c->s3_credentials,
+            .profile = c->s3_profile,
+            .connections = (unsigned)c->s3_connections,
+            .create_bucket = c->s3_create_bucket,
+            .log = store_log,
+        };
+        char desc[1024];
+        if (objstore_s3_config_describe(&sc, desc, sizeof desc) == 0)
+            logf_(d, USBD_LOG_INFO, "store: %s", desc);
+        err = objstore_s3_open(&sc, &d->store);
+    } else {
+        struct objstore_local_config lc = {.root = c->store, .create = true, .log = store_log};
+        err = make_parents(d, c->store);
+        if (!err)
+            err = objstore_local_open(&lc, &d->store);
+    }
     if (!err && c->store_faults) {
         struct objstore *f;
         err = objstore_fault_open_spec(d->store, c->store_faults, store_log, NULL, &f);
@@ -238,7 +267,7 @@ static int open_device(struct daemon *d)
 {
     struct config *c = &d->cfg;
     int err;
-    if (!strcmp(c->kind, "local"))
+    if (!strcmp(c->kind, "local") || !strcmp(c->kind, "s3"))
         return open_local(d);
     if (!strcmp(c->kind, "mem")) {
         err = usbd_mem_open(c->size, &d->dev);

@@ -1,0 +1,30 @@
+# rgw.sh - sourced after lib.sh: a throwaway Ceph RGW on 127.0.0.1 for this
+# test (tests/rgw/start-rgw.sh), stopped when the test ends. Skips (77)
+# without radosgw. After start_rgw: S3_ENDPOINT and AWS_* credentials.
+RGW_SCRIPTS=$USBD_SRC/tests/rgw
+command -v radosgw >/dev/null 2>&1 ||
+    skip "radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw ceph-common)"
+need ceph-mon ceph-osd radosgw-admin monmaptool ceph-authtool uuidgen curl ss
+
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+    done
+    fail "no free port found"
+}
+
+start_rgw() {
+    export CEPH_DIR=$TMP/ceph RGW_PORT MON_PORT
+    RGW_PORT=$(free_port); MON_PORT=$(free_port)
+    [ "$RGW_PORT" != "$MON_PORT" ] || MON_PORT=$((RGW_PORT + 1))
+    AFTER_CLEANUP+=("$RGW_SCRIPTS/stop-rgw.sh >/dev/null 2>&1")
+    "$RGW_SCRIPTS/start-rgw.sh" >$TMP/rgw.env 2>$TMP/start-rgw.log ||
+        { cat $TMP/start-rgw.log; fail "start-rgw.sh failed"; }
+    . $TMP/rgw.env
+    export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
+    ok "RGW at $S3_ENDPOINT"
+}
+stop_radosgw() { "$RGW_SCRIPTS/stop-rgw.sh" --radosgw-only 2>>$TMP/start-rgw.log || fail "stopping radosgw"; }
+start_radosgw() { "$RGW_SCRIPTS/start-rgw.sh" --radosgw-only 2>>$TMP/start-rgw.log >/dev/null || fail "restarting radosgw"; }
