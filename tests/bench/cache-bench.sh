@@ -16,7 +16,7 @@ SIZE=${SIZE:-1G}
 RUNTIME=${RUNTIME:-6}
 T=$(mktemp -d "${DIR:-/var/tmp}/usbd-cbench.XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
+cleanup() { set +e; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
 KEY=key:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }

@@ -12,7 +12,7 @@ WORKERS=${WORKERS:-8}
 T=$(mktemp -d /var/tmp/usbd-s3bench.XXXXXX)
 PIDS=()
 export CEPH_DIR=$T/ceph RGW_PORT=$((20000 + RANDOM % 20000)) MON_PORT=$((40000 + RANDOM % 20000))
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+cleanup() { set +e; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
             "$SRC/tests/rgw/stop-rgw.sh" >/dev/null 2>&1; rm -rf "$T"; }
 trap cleanup EXIT
 OSD_BACKEND=memstore MEMSTORE_BYTES=$((8 << 30)) "$SRC/tests/rgw/start-rgw.sh" >$T/env 2>$T/rgw.log
