@@ -29,7 +29,6 @@
 #include <linux/nbd.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +37,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "modprobe.h"
 #include "usbd.h"
 
 #define KERNEL_MAX_CONN 16
@@ -62,8 +61,6 @@
  * a long timeout. One connection keeps 0: the kernel then waits forever and
  * only logs "Possible stuck request". */
 #define KERNEL_MULTI_CONN_TIMEOUT_S 3600
-
-extern char **environ;
 
 struct usbd_kernel {
     struct usbd_server *srv;
@@ -148,41 +145,15 @@ static bool nbd_driver_present(void)
     return access("/sys/module/nbd", F_OK) == 0 || access("/sys/block/nbd0", F_OK) == 0;
 }
 
-/* Run "modprobe nbd" once, quietly. The result does not matter: the caller
- * looks at sysfs again. posix_spawn rather than fork: the daemon has threads
- * and possibly a large address space. */
+/* Run "modprobe nbd" once. The result does not matter: the caller looks at
+ * sysfs again. */
 static void try_modprobe_nbd(struct usbd_server *srv)
 {
-    static const char *const candidates[] = {"/sbin/modprobe", "/usr/sbin/modprobe",
-                                             "/bin/modprobe", "/usr/bin/modprobe"};
-    const char *prog = "modprobe"; /* last resort: $PATH */
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        if (access(candidates[i], X_OK) == 0) {
-            prog = candidates[i];
-            break;
-        }
-    }
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        return;
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    char *argv[] = {(char *)prog, (char *)"nbd", NULL};
-    pid_t pid;
-    int err = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (err != 0) {
-        usbd_server_log(srv, USBD_LOG_DEBUG, "kernel: cannot run %s: %s", prog, strerror(err));
-        return;
-    }
-    int status = 0;
-    /* ECHILD (SIGCHLD ignored by the application): modprobe has finished
-     * anyway by the time waitpid gives up; sysfs is what counts. */
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    usbd_server_log(srv, USBD_LOG_DEBUG, "kernel: %s nbd: exit status %d", prog,
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    int status = -1, err = usbd_modprobe("nbd", &status);
+    if (err)
+        usbd_server_log(srv, USBD_LOG_DEBUG, "kernel: cannot run modprobe: %s", strerror(err));
+    else
+        usbd_server_log(srv, USBD_LOG_DEBUG, "kernel: modprobe nbd: exit status %d", status);
 }
 
 /* Make sure the driver is loaded, trying modprobe once. Without one, "auto"

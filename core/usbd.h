@@ -211,6 +211,63 @@ int usbd_kernel_flush(struct usbd_kernel *k);
  * wait for it to let go, free k. */
 int usbd_kernel_detach(struct usbd_kernel *k);
 
+/* ------------------------------------------------ the USB mass-storage gadget */
+
+/* A USB mass-storage gadget made through configfs (libcomposite), whose
+ * LUN 0 is a block device, usually the /dev/nbdX of usbd_kernel_attach():
+ * what a TV, PC or phone sees when the board is plugged in.
+ *
+ * configfs layout made (G = CONFIGFS/usb_gadget/NAME):
+ *   G/idVendor idProduct bcdDevice bcdUSB, G/strings/0x409/{manufacturer,
+ *   product,serialnumber}, G/configs/c.1/{MaxPower,strings/0x409/configuration},
+ *   G/functions/mass_storage.usb0/{stall,lun.0/{removable,cdrom,ro,nofua,
+ *   inquiry_string,file}}, the function linked into c.1, and G/UDC last. */
+struct usbd_gadget_config {
+    const char *name;         /* the configfs directory name; required */
+    const char *backing;      /* LUN 0's block device, e.g. "/dev/nbd0"; required */
+    const char *serial;       /* iSerialNumber: 12-126 characters [0-9A-Za-z]; required */
+    const char *manufacturer; /* NULL: "usbd"; also the SCSI vendor (first 8 chars) */
+    const char *product;      /* NULL: "usbd-objstore"; also the SCSI product (16) */
+    const char *udc;          /* NULL: the first in SYSFS/class/udc */
+    uint16_t vendor_id;       /* 0: 0x1d6b (Linux Foundation) */
+    uint16_t product_id;      /* 0: 0x0104 (Multifunction Composite Gadget) */
+    bool removable, read_only, cdrom, nofua;
+    const char *configfs_root; /* NULL: /sys/kernel/config */
+    const char *sysfs_root;    /* NULL: /sys */
+    bool no_modprobe;          /* do not try to load configfs/libcomposite/... */
+    unsigned release_timeout_ms; /* how long removal waits for the UDC to report the host
+                                  * gone ("not attached"); 0: 2 s */
+    usbd_log_fn log;           /* NULL: stderr; each configfs step is logged at debug */
+    void *log_opaque;
+    enum usbd_log_level log_level;
+};
+
+struct usbd_gadget;
+
+/* Remove a gadget NAME left behind by a run that did not stop cleanly (it
+ * would hold the old /dev/nbdX and the UDC). 0 if there was none or it is
+ * gone; EBUSY if its block device is still attached by a live process (a
+ * second daemon for the same volume); else the errno of a step. Logged. */
+int usbd_gadget_remove_stale(const struct usbd_gadget_config *cfg);
+
+/* Load the modules, remove a stale gadget of the same name, create the
+ * gadget and bind it to the UDC: from then on the host sees the drive.
+ * On error nothing is left in configfs. Errors (each logged as one line that
+ * says what to do): ENODEV (no configfs/libcomposite/mass_storage support,
+ * or no UDC), EBUSY (the UDC is used by another gadget, or a stale gadget is
+ * in use), EINVAL (bad strings), errno of configfs. */
+int usbd_gadget_create(const struct usbd_gadget_config *cfg, struct usbd_gadget **out);
+
+/* The UDC the gadget is bound to, e.g. "dummy_udc.0" or "fe980000.usb". */
+const char *usbd_gadget_udc(const struct usbd_gadget *g);
+
+/* Unplug: unbind the UDC (synchronous: when it returns the function has
+ * stopped and the pull-up is off, so the host sees an unplug), wait up to
+ * release_timeout_ms for the UDC to report the host gone, remove the gadget
+ * (which closes the backing device), free g.
+ * 0, or the errno of the first step that failed (the rest is still tried). */
+int usbd_gadget_remove(struct usbd_gadget *g);
+
 #ifdef __cplusplus
 }
 #endif
