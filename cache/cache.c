@@ -234,13 +234,13 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
     c->vol_dir = malloc(dl);
     if (!err && !c->vol_dir)
         err = ENOMEM;
+    if (!err)
+        snprintf(c->vol_dir, dl, "%s/%s", cfg->state_dir, cfg->volume);
     /* The key is checked before anything is created or written. */
     if (!err)
         err = volume_open_superblock(c);
-    if (!err) {
-        snprintf(c->vol_dir, dl, "%s/%s", cfg->state_dir, cfg->volume);
+    if (!err)
         err = make_dir(c, cfg->state_dir, 0755);
-    }
     if (!err)
         err = make_dir(c, c->vol_dir, 0700);
     if (!err)
@@ -297,6 +297,11 @@ void cache_device(struct cache *c, struct usbd_dev *dev)
         .max_block = (uint32_t)(max < cap ? max : cap),
         .description = "usbd-objstore volume",
     };
+}
+
+void cache_volume_uuid(const struct cache *c, uint8_t uuid[SEAL_UUID_SIZE])
+{
+    memcpy(uuid, c->sb.uuid, SEAL_UUID_SIZE);
 }
 
 void cache_flush_soon(struct cache *c)

@@ -55,8 +55,17 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
 /* The block device view: ops and geometry. Valid until cache_close(). */
 void cache_device(struct cache *c, struct usbd_dev *dev);
 
+/* The volume's uuid, fixed when it was created (stable across restarts and
+ * machines: the USB serial number is derived from it). */
+void cache_volume_uuid(const struct cache *c, uint8_t uuid[SEAL_UUID_SIZE]);
+
 /* Start an epoch now (SIGHUP). Returns at once. */
 void cache_flush_soon(struct cache *c);
+
+/* Commit every write completed so far to the store and wait until it is
+ * there (the stop sequence, before the kernel device goes). 0, or EIO if
+ * cache_abandon() was called first, or the errno of persisting locally. */
+int cache_commit(struct cache *c);
 
 /* Stop retrying uploads (a third SIGINT at shutdown): cache_close() then
  * returns after persisting local state; dirty data stays in the local cache

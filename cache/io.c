@@ -423,29 +423,49 @@ static int cache_write_zeroes(void *priv, uint32_t len, uint64_t off, unsigned f
     return cache_trim(priv, len, off, flags & USBD_FUA);
 }
 
-static int cache_flush(void *priv)
+/* The epoch that will hold every write completed so far: the next one to
+ * freeze if anything is live, else the one in flight, else none. */
+static uint64_t epoch_of_writes_so_far(struct cache *c)
 {
-    struct cache *c = priv;
-    pthread_mutex_lock(&c->lock);
-    /* The epoch that will hold every write completed so far: the next one
-     * to freeze if anything is live, else the one in flight, else none. */
-    uint64_t target = c->live_dirty ? c->next_epoch
-                      : c->next_epoch - 1 > c->committed_epoch ? c->next_epoch - 1
-                                                               : c->committed_epoch;
-    pthread_mutex_unlock(&c->lock);
-    int err = index_persist(c);
-    if (err || !c->cfg.sync_remote)
-        return err;
-    /* -sync=remote: also wait until that epoch is in the store. */
+    return c->live_dirty ? c->next_epoch
+           : c->next_epoch - 1 > c->committed_epoch ? c->next_epoch - 1
+                                                    : c->committed_epoch;
+}
+
+/* Until epoch target is in the store. EIO if abandoned first. */
+static int wait_committed(struct cache *c, uint64_t target)
+{
     pthread_mutex_lock(&c->lock);
     while (c->committed_epoch < target && !c->abandon) {
         c->flush_requested = true;
         pthread_cond_broadcast(&c->flusher_cv);
         pthread_cond_wait(&c->changed, &c->lock);
     }
-    err = c->committed_epoch >= target ? 0 : EIO;
+    int err = c->committed_epoch >= target ? 0 : EIO;
     pthread_mutex_unlock(&c->lock);
     return err;
+}
+
+static int cache_flush(void *priv)
+{
+    struct cache *c = priv;
+    pthread_mutex_lock(&c->lock);
+    uint64_t target = epoch_of_writes_so_far(c);
+    pthread_mutex_unlock(&c->lock);
+    int err = index_persist(c);
+    if (err || !c->cfg.sync_remote)
+        return err;
+    /* -sync=remote: also wait until that epoch is in the store. */
+    return wait_committed(c, target);
+}
+
+int cache_commit(struct cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t target = epoch_of_writes_so_far(c);
+    pthread_mutex_unlock(&c->lock);
+    int err = index_persist(c);
+    return err ? err : wait_committed(c, target);
 }
 
 static int cache_cache(void *priv, uint32_t len, uint64_t off)

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -189,6 +190,18 @@ int volume_open_superblock(struct cache *c)
             cache_log(c, USBD_LOG_ERROR, "volume '%s' does not exist in the store: give -size to "
                       "create it", c->cfg.volume);
             return ENOENT;
+        }
+        /* Local state without a volume in the store: a wrong -store,
+         * bucket or prefix (or an unmounted one). Creating a fresh volume
+         * there would later serve a blank disk from the store alone. */
+        char idx[4200];
+        snprintf(idx, sizeof idx, "%s/index/data.mdb", c->vol_dir);
+        if (access(idx, F_OK) == 0) {
+            cache_log(c, USBD_LOG_ERROR, "volume '%s' has local state in %s but the store has no "
+                      "such volume: is the store (-store, or -s3-bucket/-s3-prefix) the right "
+                      "one? Not creating a new volume over it; to start afresh, delete %s",
+                      c->cfg.volume, c->vol_dir, c->vol_dir);
+            return EEXIST;
         }
         return create_superblock(c, key);
     }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flags.h"
 
@@ -91,9 +92,35 @@ static const struct flag flags[] = {
     {"s3-profile", F_STRING, OFF(s3_profile), "PROFILE", NULL,
      "profile in the credentials file (default $AWS_PROFILE, else default)"},
     {"s3-connections", F_COUNT, OFF(s3_connections), "N", "8", "parallel S3 connections"},
+    {"gadget", F_BOOL, OFF(gadget), NULL, NULL,
+     "also be a USB drive: a mass-storage gadget (configfs) on the /dev/nbdX, bound to the UDC; "
+     "unplugged first at stop, then the data is flushed and committed"},
+    {"gadget-udc", F_STRING, OFF(gadget_udc), "NAME", NULL,
+     "the USB device controller (default: the first in /sys/class/udc)"},
+    {"gadget-vendor", F_STRING, OFF(gadget_vendor), "TEXT", "usbd",
+     "manufacturer string the host shows (its first 8 characters: the SCSI vendor)"},
+    {"gadget-product", F_STRING, OFF(gadget_product), "TEXT", "usbd-objstore",
+     "product string the host shows (its first 16 characters: the SCSI model)"},
+    {"gadget-serial", F_STRING, OFF(gadget_serial), "SERIAL", NULL,
+     "USB serial number, 12-126 letters and digits (default: from the volume's uuid, so the same "
+     "across restarts and boards)"},
+    {"gadget-vendor-id", F_STRING, OFF(gadget_vendor_id), "0xVVVV", "0x1d6b", "USB idVendor"},
+    {"gadget-product-id", F_STRING, OFF(gadget_product_id), "0xPPPP", "0x0104", "USB idProduct"},
+    {"gadget-removable", F_BOOL, OFF(gadget_removable), NULL, "true",
+     "removable medium (=false: a fixed disk)"},
+    {"gadget-readonly", F_BOOL, OFF(gadget_readonly), NULL, NULL,
+     "the host sees a read-only drive (NBD clients may still write; -readonly covers both)"},
+    {"gadget-cdrom", F_BOOL, OFF(gadget_cdrom), NULL, NULL, "appear as a CD-ROM (read-only)"},
+    {"gadget-nofua", F_BOOL, OFF(gadget_nofua), NULL, NULL,
+     "ignore the host's FUA bit (faster, but a write the host thinks durable may not be yet)"},
+    {"gadget-configfs", F_STRING, OFF(gadget_configfs), "DIR", "/sys/kernel/config",
+     "where configfs is mounted"},
+    {"gadget-sysfs", F_STRING, OFF(gadget_sysfs), "DIR", "/sys", "where sysfs is mounted"},
     {"log-level", F_STRING, OFF(log_level), "error|warn|info|debug", "info", "how much to log (to stderr)"},
-    {"config", F_STRING, OFF(config_file), "FILE", NULL,
-     "read flags from FILE (key = value lines, same names); the command line wins"},
+    {"config", F_STRING, OFF(config_file), "FILE|none", NULL,
+     "read flags from FILE (key = value lines, same names); the command line wins (default: "
+     CONFIG_DIR "/NAME.conf if it exists, NAME as given by -name; $USBD_CONFIG_DIR replaces "
+     CONFIG_DIR "; none: no file)"},
     {"help", F_BOOL, OFF(help), NULL, NULL, "show this help and exit"},
     {"version", F_BOOL, OFF(version), NULL, NULL, "show the version and exit"},
 };
@@ -273,21 +300,41 @@ static int split_arg(const char *a, const char **name, size_t *nlen, const char 
     return 0;
 }
 
-int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+/* The value of flag `flag` among the arguments, or NULL. */
+static const char *find_arg(int argc, char **argv, const char *flag)
 {
-    /* The config file first, wherever -config appears. */
+    const char *found = NULL;
     for (int i = 1; i < argc; i++) {
         const char *name, *val;
         size_t nl;
-        if (split_arg(argv[i], &name, &nl, &val) || nl != 6 || strncmp(name, "config", 6))
+        if (split_arg(argv[i], &name, &nl, &val) || nl != strlen(flag) || strncmp(name, flag, nl))
             continue;
-        if (!val && i + 1 < argc)
-            val = argv[i + 1];
-        if (!val)
-            return fail(err, errlen, "-config needs a file");
-        int rc = config_parse_file(cfg, val, err, errlen);
+        found = val ? val : i + 1 < argc ? argv[i + 1] : "";
+    }
+    return found;
+}
+
+int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    /* The config file first, wherever -config appears; without one,
+     * CONFIG_DIR/NAME.conf if it exists (NAME from -name, else the default). */
+    const char *file = find_arg(argc, argv, "config");
+    if (file && !file[0])
+        return fail(err, errlen, "-config needs a file (or none)");
+    if (!file) {
+        const char *dir = getenv("USBD_CONFIG_DIR");
+        const char *name = find_arg(argc, argv, "name");
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.conf", dir && dir[0] ? dir : CONFIG_DIR,
+                 name && name[0] && !strchr(name, '/') ? name : cfg->name);
+        if (access(path, F_OK) == 0 && !(file = keep(cfg, path)))
+            return ENOMEM;
+    }
+    if (file && strcmp(file, "none")) {
+        int rc = config_parse_file(cfg, file, err, errlen);
         if (rc)
             return rc;
+        cfg->config_file = file;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *name, *val;
@@ -308,10 +355,8 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
                 return fail(err, errlen, "-%s needs a value (-%s=%s)", f->name, f->name, f->metavar);
             val = argv[++i];
         }
-        if (f->offset == OFF(config_file)) {
-            cfg->config_file = val;
-            continue;
-        }
+        if (f->offset == OFF(config_file))
+            continue; /* read above */
         char where[] = "command line";
         int rc = set_flag(cfg, f, val, where, err, errlen);
         if (rc)

@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_LISTEN 8
+/* Where NAME.conf is looked for when no -config is given. */
+#define CONFIG_DIR "/etc/usbd-objstore"
 
 /* Everything the daemon is told, from flags and the config file. */
 struct config {
@@ -53,6 +55,20 @@ struct config {
     const char *s3_credentials;
     const char *s3_profile;
     uint64_t s3_connections;
+    /* -gadget */
+    bool gadget;
+    const char *gadget_udc;
+    const char *gadget_vendor;
+    const char *gadget_product;
+    const char *gadget_serial;
+    const char *gadget_vendor_id;
+    const char *gadget_product_id;
+    bool gadget_removable;
+    bool gadget_readonly;
+    bool gadget_cdrom;
+    bool gadget_nofua;
+    const char *gadget_configfs;
+    const char *gadget_sysfs;
     bool help;
     bool version;
     struct config_str *owned; /* strings read from a config file */

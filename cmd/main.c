@@ -1,8 +1,16 @@
-/* main.c - usbd-objstore: flags, device, server, kernel attach, signals.
+/* main.c - usbd-objstore: flags, device, server, kernel attach, gadget,
+ * signals.
+ *
+ * Start: open the device -> listen -> (stale gadget removed) -> attach
+ * /dev/nbdX -> create the gadget and bind the UDC -> ready.
+ * Stop (first SIGINT/SIGTERM): unbind the UDC and wait for the host side to
+ * let go -> flush /dev/nbdX (NBD FLUSH) -> commit to the store -> detach
+ * /dev/nbdX -> stop the server -> close the device -> exit.
  *
  * Signals are blocked in every thread and taken by one thread with
- * sigwait(), so the stop sequence (detach the kernel device, stop the
- * server, flush) runs as ordinary code, not in a signal handler. */
+ * sigwait(). The stop sequence runs in a thread of its own, so that a second
+ * signal can still be answered while it waits for the store and a third can
+ * give up waiting. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +37,8 @@ struct daemon {
     struct usbd_dev dev;
     struct usbd_server *srv;
     struct usbd_kernel *kernel;
+    struct usbd_gadget *gadget;
+    uint16_t usb_vendor_id, usb_product_id;
     struct objstore *store; /* -kind=local */
     struct cache *cache;
     enum usbd_log_level level;
@@ -72,9 +82,28 @@ static int parse_level(const char *s, enum usbd_log_level *out)
     return EINVAL;
 }
 
-/* Checks that need no resources; the message is for the user. */
-static int check_config(struct config *c, enum usbd_log_level *level, char *err, size_t n)
+static int parse_usb_id(const char *s, uint16_t *out)
 {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 16);
+    if (errno || end == s || *end || v == 0 || v > 0xffff)
+        return EINVAL;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+/* Checks that need no resources; the message is for the user. */
+static int check_config(struct daemon *d, char *err, size_t n)
+{
+    struct config *c = &d->cfg;
+    enum usbd_log_level *level = &d->level;
+    if (parse_usb_id(c->gadget_vendor_id, &d->usb_vendor_id))
+        return snprintf(err, n, "-gadget-vendor-id=%s: expected a hex id such as 0x1d6b",
+                        c->gadget_vendor_id), EINVAL;
+    if (parse_usb_id(c->gadget_product_id, &d->usb_product_id))
+        return snprintf(err, n, "-gadget-product-id=%s: expected a hex id such as 0x0104",
+                        c->gadget_product_id), EINVAL;
     if (parse_level(c->log_level, level))
         return snprintf(err, n, "-log-level=%s: expected error, warn, info or debug", c->log_level), EINVAL;
     if (strcmp(c->kind, "mem") && strcmp(c->kind, "file") && strcmp(c->kind, "local") &&
@@ -122,16 +151,23 @@ static int check_config(struct config *c, enum usbd_log_level *level, char *err,
         return snprintf(err, n, "-handshake-timeout: at least 1s"), EINVAL;
     if (!c->name[0] || strlen(c->name) > 255 || strchr(c->name, '/'))
         return snprintf(err, n, "-name=%s: 1 to 255 characters, no '/'", c->name), EINVAL;
+    if (c->gadget && !strcmp(c->nbd_device, "none"))
+        return snprintf(err, n, "-gadget needs the kernel's nbd device: -nbd-device=auto or "
+                        "/dev/nbdN, not none"), EINVAL;
     if (strcmp(c->nbd_device, "auto") && strcmp(c->nbd_device, "none") &&
         strncmp(c->nbd_device, "/dev/nbd", 8))
         return snprintf(err, n, "-nbd-device=%s: expected auto, none or /dev/nbdN", c->nbd_device), EINVAL;
     return 0;
 }
 
+/* The stores' log sink; opaque is the daemon, for -log-level. */
 static void store_log(void *opaque, int level, const char *line)
 {
-    log_line(opaque, level < 0 ? USBD_LOG_ERROR : level > 3 ? USBD_LOG_DEBUG : (enum usbd_log_level)level,
-             line);
+    const struct daemon *d = opaque;
+    enum usbd_log_level l = level < 0 ? USBD_LOG_ERROR : level > 3 ? USBD_LOG_DEBUG
+                                                                   : (enum usbd_log_level)level;
+    if (l <= d->level)
+        log_line(NULL, l, line);
 }
 
 /* mkdir -p of path's parents (the last component is made by its owner). */
@@ -214,20 +250,21 @@ static int open_local(struct daemon *d)
             .connections = (unsigned)c->s3_connections,
             .create_bucket = c->s3_create_bucket,
             .log = store_log,
+            .log_opaque = d,
         };
         char desc[1024];
         if (objstore_s3_config_describe(&sc, desc, sizeof desc) == 0)
             logf_(d, USBD_LOG_INFO, "store: %s", desc);
         err = objstore_s3_open(&sc, &d->store);
     } else {
-        struct objstore_local_config lc = {.root = c->store, .create = true, .log = store_log};
+        struct objstore_local_config lc = {.root = c->store, .create = true, .log = store_log, .log_opaque = d};
         err = make_parents(d, c->store);
         if (!err)
             err = objstore_local_open(&lc, &d->store);
     }
     if (!err && c->store_faults) {
         struct objstore *f;
-        err = objstore_fault_open_spec(d->store, c->store_faults, store_log, NULL, &f);
+        err = objstore_fault_open_spec(d->store, c->store_faults, store_log, d, &f);
         if (err)
             objstore_close(d->store);
         d->store = err ? NULL : f;
@@ -336,13 +373,50 @@ static int start_listeners(struct daemon *d)
     return 0;
 }
 
+/* The stop sequence, in the order the USB host and the store need. */
+static void *stop_thread(void *arg)
+{
+    struct daemon *d = arg;
+    if (d->gadget) {
+        usbd_gadget_remove(d->gadget); /* logs the outcome */
+        d->gadget = NULL;
+    }
+    if (d->kernel) {
+        int err = usbd_kernel_flush(d->kernel);
+        if (err)
+            logf_(d, USBD_LOG_ERROR, "flushing %s: %s", usbd_kernel_path(d->kernel), strerror(err));
+    }
+    if (d->kernel && d->cache) {
+        /* Commit while /dev/nbdX is still there: whatever sits above it
+         * (the gadget gone, maybe a filesystem) keeps working meanwhile. */
+        uint64_t left = cache_dirty_bytes(d->cache);
+        if (left)
+            logf_(d, USBD_LOG_INFO, "committing %.1f MiB to the store before detaching %s",
+                  left / 1048576.0, usbd_kernel_path(d->kernel));
+        if (cache_commit(d->cache) == 0) /* else cache_close() says what is kept */
+            logf_(d, USBD_LOG_INFO, "every write is in the store");
+    }
+    if (d->kernel) {
+        /* The kernel finishes its queue and sends DISC on our sockets, so
+         * nothing it acknowledged upward is cut off. It logs the outcome. */
+        usbd_kernel_detach(d->kernel);
+        d->kernel = NULL;
+    }
+    usbd_server_stop(d->srv);
+    return NULL;
+}
+
 static void *signal_thread(void *arg)
 {
     struct daemon *d = arg;
+    pthread_t stopper;
+    bool stopping = false;
     for (;;) {
         int sig;
         if (sigwait(&d->sigs, &sig) != 0)
             continue;
+        if (sig == SIGHUP && stopping)
+            continue; /* the stop sequence flushes, and frees the kernel device */
         if (sig == SIGHUP) {
             int err = d->kernel ? usbd_kernel_flush(d->kernel) : 0;
             if (!err && d->dev.ops && d->dev.ops->flush)
@@ -354,8 +428,11 @@ static void *signal_thread(void *arg)
                   err ? strerror(err) : "");
             continue;
         }
-        if (sig == SIGUSR1) /* sent by run_daemon() once everything is closed */
+        if (sig == SIGUSR1) { /* sent by run_daemon() once everything is closed */
+            if (stopping)
+                pthread_join(stopper, NULL);
             return NULL;
+        }
         d->stop_signals++;
         if (d->stop_signals == 2) {
             uint64_t left = d->cache ? cache_dirty_bytes(d->cache) : 0;
@@ -370,16 +447,90 @@ static void *signal_thread(void *arg)
                 cache_abandon(d->cache);
             continue;
         }
-        logf_(d, USBD_LOG_INFO, "%s: stopping: finishing requests in flight", strsignal(sig));
-        if (d->kernel) {
-            /* The kernel first: it finishes its queue and sends DISC on our
-             * sockets, so nothing it acknowledged upward is cut off. It
-             * logs the outcome itself. */
-            usbd_kernel_detach(d->kernel);
-            d->kernel = NULL;
+        logf_(d, USBD_LOG_INFO, "%s: stopping: %sfinishing requests in flight", strsignal(sig),
+              d->gadget ? "unplugging the USB drive, " : "");
+        if (pthread_create(&stopper, NULL, stop_thread, d) == 0) {
+            stopping = true;
+        } else { /* no thread: the same steps here, without a 3rd-signal exit */
+            stop_thread(d);
         }
-        usbd_server_stop(d->srv);
     }
+}
+
+/* The USB serial number: the same for a volume wherever and whenever it is
+ * served, so a host keeps its drive letter or mount point. */
+static void derive_serial(struct daemon *d, char *out, size_t n)
+{
+    if (d->cache) {
+        uint8_t uuid[SEAL_UUID_SIZE];
+        cache_volume_uuid(d->cache, uuid);
+        size_t k = 0;
+        for (unsigned i = 0; i < SEAL_UUID_SIZE && k + 3 <= n; i++)
+            k += (size_t)snprintf(out + k, n - k, "%02X", uuid[i]);
+        return;
+    }
+    /* mem and file have no uuid: FNV-1a of what names the disk. */
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *parts[] = {d->cfg.kind, d->cfg.name, d->cfg.file ? d->cfg.file : ""};
+    for (size_t i = 0; i < 3; i++)
+        for (const char *p = parts[i]; ; p++) {
+            h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+            if (!*p)
+                break;
+        }
+    snprintf(out, n, "%016llX", (unsigned long long)h);
+}
+
+static void gadget_config(struct daemon *d, struct usbd_gadget_config *gc, char *name,
+                          size_t name_len, char *serial, size_t serial_len)
+{
+    struct config *c = &d->cfg;
+    snprintf(name, name_len, "usbd-%s", c->name);
+    if (c->gadget_serial)
+        snprintf(serial, serial_len, "%s", c->gadget_serial);
+    else
+        derive_serial(d, serial, serial_len);
+    *gc = (struct usbd_gadget_config){
+        .name = name,
+        .backing = d->kernel ? usbd_kernel_path(d->kernel) : NULL,
+        .serial = serial,
+        .manufacturer = c->gadget_vendor,
+        .product = c->gadget_product,
+        .udc = c->gadget_udc,
+        .vendor_id = d->usb_vendor_id,
+        .product_id = d->usb_product_id,
+        .removable = c->gadget_removable,
+        .read_only = c->gadget_readonly || c->readonly,
+        .cdrom = c->gadget_cdrom,
+        .nofua = c->gadget_nofua,
+        .configfs_root = c->gadget_configfs,
+        .sysfs_root = c->gadget_sysfs,
+        .log = log_line,
+        .log_level = d->level,
+    };
+}
+
+/* Before /dev/nbdX: a gadget left by a killed run still holds its old
+ * device, which must be let go of first. */
+static int remove_stale_gadget(struct daemon *d)
+{
+    struct usbd_gadget_config gc;
+    char name[300], serial[130];
+    gadget_config(d, &gc, name, sizeof name, serial, sizeof serial);
+    return usbd_gadget_remove_stale(&gc);
+}
+
+static int start_gadget(struct daemon *d)
+{
+    if (!d->kernel) {
+        logf_(d, USBD_LOG_ERROR, "-gadget: no /dev/nbdX to put behind the USB drive (the kernel's "
+              "nbd driver is missing: modprobe nbd)");
+        return ENODEV;
+    }
+    struct usbd_gadget_config gc;
+    char name[300], serial[130];
+    gadget_config(d, &gc, name, sizeof name, serial, sizeof serial);
+    return usbd_gadget_create(&gc, &d->gadget);
 }
 
 static int attach_kernel(struct daemon *d)
@@ -407,6 +558,8 @@ static int run_daemon(struct daemon *d)
     pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (d->cfg.config_file)
+        logf_(d, USBD_LOG_INFO, "config: %s", d->cfg.config_file);
     if (open_device(d)) {
         close_device(d);
         return EXIT_RUNTIME;
@@ -430,8 +583,12 @@ static int run_daemon(struct daemon *d)
         err = pthread_create(&sigt, NULL, signal_thread, d);
         sig_started = err == 0;
     }
+    if (!err && d->cfg.gadget)
+        err = remove_stale_gadget(d);
     if (!err)
         err = attach_kernel(d);
+    if (!err && d->cfg.gadget)
+        err = start_gadget(d);
     if (!err) {
         char sz[32];
         format_size(d->dev.size, sz, sizeof sz);
@@ -441,7 +598,10 @@ static int run_daemon(struct daemon *d)
     } else if (sig_started) {
         usbd_server_stop(d->srv);
     }
-    if (d->kernel) /* stopped by an error, not a signal */
+    /* Stopped by an error, not a signal: the same order. */
+    if (d->gadget)
+        usbd_gadget_remove(d->gadget);
+    if (d->kernel)
         usbd_kernel_detach(d->kernel);
     int ferr = 0;
     if (d->srv) {
@@ -464,7 +624,7 @@ int main(int argc, char **argv)
     char err_msg[512];
     config_defaults(&d.cfg);
     if (config_parse_args(&d.cfg, argc, argv, err_msg, sizeof err_msg) ||
-        (!d.cfg.help && !d.cfg.version && check_config(&d.cfg, &d.level, err_msg, sizeof err_msg))) {
+        (!d.cfg.help && !d.cfg.version && check_config(&d, err_msg, sizeof err_msg))) {
         fprintf(stderr, "usbd-objstore: %s\n", err_msg);
         config_free(&d.cfg);
         return EXIT_USAGE;
