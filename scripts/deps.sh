@@ -8,7 +8,8 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libssl-dev 
 TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit nbdfuse fuse3 fio
            qemu-utils nbd-client bc procps e2fsprogs curl
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
-           ceph-mon ceph-osd radosgw ceph-common uuid-runtime iproute2 faketime)
+           ceph-mon ceph-osd radosgw ceph-common uuid-runtime iproute2 faketime
+           syslinux syslinux-common mtools dosfstools)
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = --test ] && pkgs+=("${TEST_PKGS[@]}")
 

@@ -16,10 +16,16 @@ for dir in build build-asan; do
     failed=$((failed + $(grep -Ec '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception' "$log" || true)))
     skipped=$((skipped + $(grep -c 'Skipped' "$log" || true)))
 done
-# The kernel path: /dev/nbd0 (and the USB gadget chain) inside a qemu VM.
-for t in nbd-attach-test.sh usb-gadget-test.sh; do
+# The kernel path: /dev/nbd0 (and the USB gadget chain) inside a qemu VM;
+# then a qemu PC that boots from the drive (usb-storage over NBD: no VM
+# around it, so not through run-vm.sh).
+for t in nbd-attach-test.sh usb-gadget-test.sh boot-from-usb.sh; do
     echo "=== VM: $t"
-    rc=0; BUILD=$PWD/build E2E_QUIET=1 tests/e2e/run-vm.sh "$t" || rc=$?
+    rc=0
+    case $t in
+    boot-from-usb.sh) BUILD=$PWD/build tests/e2e/boot-from-usb.sh || rc=$? ;;
+    *) BUILD=$PWD/build E2E_QUIET=1 tests/e2e/run-vm.sh "$t" || rc=$? ;;
+    esac
     case $rc in 0) passed=$((passed + 1)) ;; 77) skipped=$((skipped + 1)) ;;
                 *) failed=$((failed + 1)); status=1 ;; esac
 done
