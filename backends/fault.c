@@ -323,6 +323,25 @@ static int fault_del(struct objstore *s, const char *key)
     return fault_leave(f, OBJSTORE_OP_DELETE, key, &p, err);
 }
 
+/* A batch is one call of the delete operation, as it is one request to S3
+ * (a multi-object delete): one decision for the whole batch, so an error
+ * before deletes none of the keys and an error after deletes all of them
+ * (the caller repeats the batch either way). The inner store's own
+ * del_many runs when it has one, so a wrapped S3 store still batches. */
+static int fault_del_many(struct objstore *s, const char *const *keys, size_t n)
+{
+    struct fault *f = s->priv;
+    struct plan p;
+    char what[OBJSTORE_KEY_MAX + 64];
+    snprintf(what, sizeof what, "%s (%s%zu keys)", keys[0], n > 1 ? "first of " : "", n);
+    fault_plan(f, OBJSTORE_OP_DELETE, &p);
+    int err = fault_enter(f, OBJSTORE_OP_DELETE, what, &p);
+    if (err)
+        return err;
+    err = objstore_delete_many(f->inner, keys, n);
+    return fault_leave(f, OBJSTORE_OP_DELETE, what, &p, err);
+}
+
 static int fault_list(struct objstore *s, const char *prefix, const char *after, size_t max,
                       struct objstore_list *out)
 {
@@ -356,6 +375,7 @@ static const struct objstore_ops fault_ops = {
     .del = fault_del,
     .list = fault_list,
     .close = fault_close,
+    .del_many = fault_del_many,
 };
 
 static struct fault *fault_of(struct objstore *s)

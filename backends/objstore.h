@@ -374,6 +374,10 @@ int objstore_fault_parse(const char *spec, struct objstore_fault_config *cfg, ch
 /* Wrap inner. On success the wrapper owns inner (closing the wrapper closes
  * it); on failure the caller still does. Each injected fault is logged:
  * errors at warn, damaged bodies and hangs at info.
+ * objstore_delete_many() goes through to the inner store's del_many (an S3
+ * multi-object delete stays one request) and counts as one delete call per
+ * batch: one fault decision for the batch, so an injected error before
+ * deletes none of its keys, an error after deletes all of them.
  * Errors: ENOMEM, EINVAL (a probability outside [0, 1], corrupt/truncate on
  * an op other than put/get/range, latency_max_ns below latency_ns). */
 int objstore_fault_open(struct objstore *inner, const struct objstore_fault_config *cfg,

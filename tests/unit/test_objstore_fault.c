@@ -418,6 +418,22 @@ static void *bg_put_fn(void *arg)
     return NULL;
 }
 
+struct bg_del {
+    struct objstore *s;
+    const char *const *keys;
+    size_t n;
+    int rc;
+    atomic_bool done;
+};
+
+static void *bg_del_fn(void *arg)
+{
+    struct bg_del *d = arg;
+    d->rc = objstore_delete_many(d->s, d->keys, d->n);
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
 static unsigned hanging_now(struct objstore *s)
 {
     struct objstore_fault_stats st;
@@ -495,6 +511,84 @@ static void test_hang(void)
     CHECK_ERR(objstore_fault_hang(in, 1), EINVAL);
     CHECK_ERR(objstore_fault_stats(in, &st), EINVAL);
     objstore_close(in);
+}
+
+/* objstore_delete_many through the wrapper: one fault decision per batch,
+ * and the batch reaches the inner store's del_many (a wrapped S3 store must
+ * keep its multi-object delete). The inner store here is a second fault
+ * wrapper, whose counters show whether it got one batch or single deletes. */
+static void test_delete_many(void)
+{
+    static const char *const keys[] = {"m/a", "m/b", "m/c", "m/missing"};
+    const size_t n = sizeof keys / sizeof keys[0];
+    struct objstore_buf b = OBJSTORE_BUF_INIT;
+    struct objstore_fault_stats st, ist;
+    struct objstore *local = open_local(), *mid = NULL, *s = NULL;
+    CHECK_ERR(objstore_fault_open_spec(local, "", cap_log, &logcap, &mid), 0);
+    CHECK_ERR(objstore_fault_open_spec(mid, "delete-error=1,delete-errno=ETIMEDOUT", cap_log,
+                                       &logcap, &s), 0);
+    for (size_t i = 0; i < 3; i++)
+        CHECK_ERR(objstore_put(local, keys[i], "x", 1), 0);
+
+    /* An error before: the batch never reached the store. */
+    logcap.last[0] = '\0';
+    CHECK_ERR(objstore_delete_many(s, keys, n), ETIMEDOUT);
+    CHECK(strstr(logcap.last, "m/a (first of 4 keys)") && strstr(logcap.last, "injected error"));
+    for (size_t i = 0; i < 3; i++)
+        CHECK_ERR(objstore_get(local, keys[i], 10, &b), 0);
+    CHECK_ERR(objstore_fault_stats(s, &st), 0);
+    CHECK_ERR(objstore_fault_stats(mid, &ist), 0);
+    CHECK(st.calls[OBJSTORE_OP_DELETE] == 1 && st.errors[OBJSTORE_OP_DELETE] == 1);
+    CHECK(ist.calls[OBJSTORE_OP_DELETE] == 0);
+
+    /* An error after: every key is gone, the caller is told it failed. */
+    struct objstore_fault_config cfg;
+    CHECK_ERR(objstore_fault_parse("delete-error-after=1", &cfg, NULL, 0), 0);
+    CHECK_ERR(objstore_fault_configure(s, &cfg), 0);
+    CHECK_ERR(objstore_delete_many(s, keys, n), OBJSTORE_ESERVER);
+    for (size_t i = 0; i < 3; i++)
+        CHECK_ERR(objstore_get(local, keys[i], 10, &b), ENOENT);
+    CHECK_ERR(objstore_fault_stats(s, &st), 0);
+    CHECK_ERR(objstore_fault_stats(mid, &ist), 0);
+    CHECK(st.calls[OBJSTORE_OP_DELETE] == 2 && st.errors_after[OBJSTORE_OP_DELETE] == 1);
+    CHECK(ist.calls[OBJSTORE_OP_DELETE] == 1); /* one batch, not 4 single deletes */
+
+    /* A hang holds the whole batch until released; no faults: plain success. */
+    CHECK_ERR(objstore_fault_parse("hang=delete", &cfg, NULL, 0), 0);
+    CHECK_ERR(objstore_fault_configure(s, &cfg), 0);
+    for (size_t i = 0; i < 3; i++)
+        CHECK_ERR(objstore_put(local, keys[i], "x", 1), 0);
+    struct bg_del d = {.s = s, .keys = keys, .n = n};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, bg_del_fn, &d) == 0);
+    wait_hanging(s, 1);
+    CHECK(!atomic_load(&d.done));
+    CHECK_ERR(objstore_get(local, "m/a", 10, &b), 0); /* not deleted yet */
+    CHECK_ERR(objstore_fault_release(s), 0);
+    pthread_join(th, NULL);
+    CHECK_ERR(d.rc, 0);
+    for (size_t i = 0; i < 3; i++)
+        CHECK_ERR(objstore_get(local, keys[i], 10, &b), ENOENT);
+    CHECK_ERR(objstore_fault_stats(mid, &ist), 0);
+    CHECK(ist.calls[OBJSTORE_OP_DELETE] == 2);
+
+    /* More keys than one batch: one call per OBJSTORE_DELETE_MANY_MAX. */
+    CHECK_ERR(objstore_fault_parse("", &cfg, NULL, 0), 0);
+    CHECK_ERR(objstore_fault_configure(s, &cfg), 0);
+    enum { BIG = OBJSTORE_DELETE_MANY_MAX + 5 };
+    static char names[BIG][16];
+    static const char *big[BIG];
+    for (int i = 0; i < BIG; i++) {
+        snprintf(names[i], sizeof names[i], "m/n%05d", i);
+        big[i] = names[i];
+    }
+    CHECK_ERR(objstore_put(local, big[BIG - 1], "x", 1), 0);
+    CHECK_ERR(objstore_delete_many(s, big, BIG), 0);
+    CHECK_ERR(objstore_get(local, big[BIG - 1], 10, &b), ENOENT);
+    CHECK_ERR(objstore_fault_stats(s, &st), 0);
+    CHECK(st.calls[OBJSTORE_OP_DELETE] == 5);
+    objstore_buf_free(&b);
+    objstore_close(s);
 }
 
 static void test_latency(void)
@@ -610,6 +704,7 @@ int main(void)
         {"errno_and_after", test_errno_and_after},
         {"damage", test_damage},
         {"hang", test_hang},
+        {"delete_many", test_delete_many},
         {"latency", test_latency},
         {"reconfigure", test_reconfigure},
         {"threads", test_threads},
