@@ -5,6 +5,7 @@ RGW_SCRIPTS=$USBD_SRC/tests/rgw
 command -v radosgw >/dev/null 2>&1 ||
     skip "radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw ceph-common)"
 need ceph-mon ceph-osd radosgw-admin monmaptool ceph-authtool uuidgen curl ss
+[ "$(id -u)" = 0 ] || skip "a throwaway Ceph cluster needs root (tests/rgw/start-rgw.sh)"
 
 free_port() {
     local p
@@ -16,6 +17,9 @@ free_port() {
 }
 
 start_rgw() {
+    # once per test: lib.sh may have started it already (USBD_TEST_STORE=rgw)
+    [ -z "${RGW_STARTED:-}" ] || return 0
+    RGW_STARTED=1
     export CEPH_DIR=$TMP/ceph RGW_PORT MON_PORT
     RGW_PORT=$(free_port); MON_PORT=$(free_port)
     [ "$RGW_PORT" != "$MON_PORT" ] || MON_PORT=$((RGW_PORT + 1))

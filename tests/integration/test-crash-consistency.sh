@@ -1,5 +1,6 @@
 #!/bin/bash
-# Crash consistency of -kind=local (DESIGN.md invariants 1-3), LSVD-style.
+# Crash consistency of the object-store device (DESIGN.md invariants 1-3),
+# LSVD-style, with -kind=local or (USBD_TEST_STORE=rgw) -kind=s3 on RGW.
 # Each round: a stamping writer (stamp.py, queue depth 1, FLUSH every few
 # writes) runs against the daemon; the daemon is killed with SIGKILL at a
 # random moment, half the time right after "epoch N: uploading" (a store flush
@@ -27,7 +28,13 @@ STAMP="$PY $HERE/stamp.py"
 TORN=; [ -z "${CRASH_ALLOW_TORN:-}" ] || TORN=--allow-torn
 # CRASH_KEEP=DIR: on failure, keep the journal, logs and stores there.
 # (set +e: under errexit, the trap itself would stop before lib.sh's cleanup)
-trap 'rc=$?; set +e; [ $rc = 0 ] || [ $rc = 77 ] || [ -z "${CRASH_KEEP:-}" ] || cp -a $TMP "$CRASH_KEEP"; (exit $rc); cleanup' EXIT
+# With rgw the stores are in the gateway (in RAM): export them all first.
+keep() {
+    [ $USBD_TEST_STORE = local ] || "$STORE_CLI" --store=s3 --s3-endpoint="$S3_ENDPOINT" \
+        --s3-bucket=$RGW_BUCKET export "" $TMP/rgw-bucket 2>/dev/null
+    cp -a $TMP "$CRASH_KEEP"
+}
+trap 'rc=$?; set +e; [ $rc = 0 ] || [ $rc = 77 ] || [ -z "${CRASH_KEEP:-}" ] || keep; (exit $rc); cleanup' EXIT
 $STAMP selftest || fail "stamp.py's checkers do not catch broken images"
 # (help read whole first: with pipefail, grep -q could SIGPIPE the daemon)
 HELP=$("$USBD_BIN" --help 2>&1 || true)
@@ -41,7 +48,7 @@ echo "crash-consistency: $ROUNDS rounds, seed $SEED (CRASH_SEED=$SEED to repeat)
 OBJ=65536 # small chunks: every write of up to 64 sectors hits several
 STORE=$TMP/store STATE=$TMP/state J=$TMP/journal
 mkdir -p $STATE
-VOL=(-kind=local -name=vol -size=8MiB -objsize=64KiB -key=key:$(printf '5a%.0s' $(seq 32))
+VOL=(-name=vol -size=8MiB -objsize=64KiB -key=key:$(printf '5a%.0s' $(seq 32))
      -cache-size=4MiB -dirty-max=2MiB -flush-workers=2 -compress=zstd -cipher=aes-256-ctr)
 FAILED=0 LOCAL_FAILED=0 KEPT=
 
@@ -54,7 +61,7 @@ clean_stop() { stop_usbd "$1"; forget "$1"; }
 flush_every() { local v=(300ms 500ms 700ms 1s); echo ${v[RANDOM % 4]}; }
 
 # start_vol NAME STATEDIR STOREDIR [flags]: the daemon on a volume.
-start_vol() { local n=$1 st=$2 so=$3; shift 3; start_usbd "$n" -store=$so -store-dir=$st "${VOL[@]}" "$@"; }
+start_vol() { local n=$1 st=$2 so=$3; shift 3; start_usbd "$n" $(store_flags $so $st) "${VOL[@]}" "$@"; }
 
 # check_store TAG LABEL SNAPSHOT [CHECKS]: open a copy of the store as it was
 # at the crash with an empty state dir and check it holds a prefix (flushed
@@ -73,7 +80,7 @@ check_store() {
         KILLED_LOG= # keep the log of the daemon that wrote this store
         clean_stop $USBD_PID
     fi
-    rm -rf $st $snap
+    rm -rf $st; store_rm $snap
 }
 
 # check_local TAG LABEL FLAGS...: restart on the same state dir; check durability
@@ -122,7 +129,7 @@ kill_round() {
     alive $USBD_PID || fail "$label: the daemon died before the kill: $(tail -3 $LOG)"
     alive $w || { cat $TMP/writer.out; fail "$label: the writer stopped before the kill"; }
     crash $USBD_PID
-    cp -a $STORE $TMP/snap # right after the kill: what a second machine would see
+    store_copy $STORE $TMP/snap # right after the kill: what a second machine would see
     c=$(grep -o "epoch [0-9]* committed" $LOG | tail -1 | cut -d' ' -f1,2 || true)
     HOW="$HOW, last commit: ${c:-none since start}"
     wait $w || { cat $TMP/writer.out; fail "$label: the writer failed (an NBD error while connected)"; }
@@ -146,13 +153,13 @@ round_logs() {
 check_exact() {
     local tag=$1 label=$2 st=$TMP/snapstate out=$TMP/exact-check.out
     clean_stop $USBD_PID; rm -f $LOG
-    cp -a $STORE $TMP/snap; rm -rf $st; mkdir -p $st
+    store_copy $STORE $TMP/snap; rm -rf $st; mkdir -p $st
     start_vol e$tag $st $TMP/snap
     $STAMP check "$URI" $J --durability --prefix --chunk $OBJ --label "$label after SIGTERM" >$out ||
         { cat $out; fail "$label: after recovery and SIGTERM the store differs from the local cache (invariant 3)"; }
     grep -q "(0 writes lost" $out ||
         { cat $out; fail "$label: after recovery and SIGTERM the store lacks writes the local cache held (invariant 3)"; }
-    clean_stop $USBD_PID; rm -f $LOG; rm -rf $st $TMP/snap
+    clean_stop $USBD_PID; rm -f $LOG; rm -rf $st; store_rm $TMP/snap
     EXACT=", after SIGTERM the store = the cache"
     start_vol m$tag $STATE $STORE -flush-every=$(flush_every)
 }
@@ -204,7 +211,7 @@ done
 $STAMP write "$URI" $J --writes 300 --chunk $OBJ --seed $RANDOM >$TMP/writer.out || { cat $TMP/writer.out; fail "writer"; }
 clean_stop $USBD_PID
 grep -q "committed" $LOG || fail "SIGTERM did not commit an epoch"
-cp -a $STORE $TMP/final
+store_copy $STORE $TMP/final
 mkdir -p $TMP/finalstate
 start_vol final $TMP/finalstate $TMP/final
 $STAMP check "$URI" $J --durability --prefix --label "after SIGTERM, store alone" || fail "SIGTERM did not put every write in the store"

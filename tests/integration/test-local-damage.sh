@@ -5,12 +5,12 @@
 . "$(dirname "$0")/lib.sh"
 need nbdcopy nbdsh
 S=$TMP/store
-start_usbd a $(local_flags $S $TMP/state -size=16MiB -objsize=256KiB)
+start_usbd a $(vol_flags $S $TMP/state -size=16MiB -objsize=256KiB)
 head -c 4M /dev/urandom > $TMP/rand
 nbdcopy --flush $TMP/rand "$URI"
 stop_usbd
 dd if=/dev/urandom of=$TMP/state/vol/index/data.mdb bs=4096 count=4 conv=notrunc status=none
-rc=0; "$USBD_BIN" $(local_flags $S $TMP/state) -listen=unix:$TMP/x.sock -nbd-device=none 2>$TMP/e || rc=$?
+rc=0; "$USBD_BIN" $(vol_flags $S $TMP/state) -listen=unix:$TMP/x.sock -nbd-device=none 2>$TMP/e || rc=$?
 [ $rc = 1 ] || { cat $TMP/e; fail "started on a corrupt index (status $rc)"; }
 grep -q "local index .*the index is damaged: move the state directory aside" $TMP/e || { cat $TMP/e; fail "unclear message for a corrupt index"; }
 ok "corrupt LMDB: clear error"
@@ -19,7 +19,7 @@ ok "corrupt LMDB: clear error"
 mkdir -p $TMP/small
 mount -t tmpfs -o size=3m tmpfs $TMP/small 2>/dev/null || skip "cannot mount a tmpfs (not root?)"
 AFTER_CLEANUP+=("umount $TMP/small")
-start_usbd b $(local_flags $TMP/store2 $TMP/small -size=16MiB -objsize=256KiB -flush-every=1h)
+start_usbd b $(vol_flags $TMP/store2 $TMP/small -size=16MiB -objsize=256KiB -flush-every=1h)
 nbdsh_run '
 import errno, os
 a = os.urandom(1 << 20)

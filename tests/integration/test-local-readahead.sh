@@ -5,10 +5,10 @@
 need nbdcopy
 S=$TMP/store
 head -c 16M /dev/urandom > $TMP/rand
-start_usbd a $(local_flags $S $TMP/state1 -size=16MiB -objsize=256KiB)
+start_usbd a $(vol_flags $S $TMP/state1 -size=16MiB -objsize=256KiB)
 nbdcopy --flush $TMP/rand "$URI"
 stop_usbd
-start_usbd b $(local_flags $S $TMP/state2)
+start_usbd b $(vol_flags $S $TMP/state2)
 # Reads in order, 64 KiB at a time, one at a time: the pattern read-ahead is for.
 PATH=/usr/bin:$PATH nbdsh -u "$URI" -c '
 data = b"".join(h.pread(65536, off) for off in range(0, 16 << 20, 65536))

@@ -6,9 +6,9 @@
 need nbdcopy
 S=$TMP/store
 head -c 8M /dev/urandom > $TMP/rand
-start_usbd new $(local_flags $S $TMP/state -size=32MiB -objsize=256KiB)
+start_usbd new $(vol_flags $S $TMP/state -size=32MiB -objsize=256KiB)
 stop_usbd
-start_usbd a $(local_flags $S $TMP/state -flush-every=1h) -store-faults=put-error=1
+start_usbd a $(vol_flags $S $TMP/state -flush-every=1h) -store-faults=put-error=1
 nbdcopy --flush $TMP/rand "$URI"
 kill -INT $USBD_PID
 wait_log "flushing 8.0 MiB to the store before exit"
@@ -19,14 +19,14 @@ kill -INT $USBD_PID
 rc=0; wait $USBD_PID || rc=$?
 [ $rc = 1 ] || fail "exit status $rc after abandoning the flush, want 1"
 grep -q "stopped with 8.0 MiB not in the store" $LOG || fail "no line saying what stayed local"
-[ -z "$(ls $S/vol/epochs 2>/dev/null)" ] || fail "an epoch was committed although every put failed"
+[ "$(store_count $S vol/epochs/)" = 0 ] || fail "an epoch was committed although every put failed"
 
 # The next start (a working store) uploads it, and the store alone has it.
-start_usbd b $(local_flags $S $TMP/state -flush-every=300ms)
+start_usbd b $(vol_flags $S $TMP/state -flush-every=300ms)
 grep -q "32 chunks to upload" $LOG || fail "dirty chunks not found at start"
 wait_log "epoch 1 committed"
 stop_usbd
-start_usbd c $(local_flags $S $TMP/state-fresh)
+start_usbd c $(vol_flags $S $TMP/state-fresh)
 nbdcopy "$URI" $TMP/back
 cmp -n $((8 << 20)) $TMP/back $TMP/rand || fail "data uploaded after restart differs"
 stop_usbd

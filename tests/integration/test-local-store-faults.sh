@@ -7,7 +7,7 @@ need nbdcopy nbdsh
 S=$TMP/store
 head -c 16M /dev/urandom > $TMP/rand
 
-start_usbd f $(local_flags $S $TMP/state -size=32MiB -objsize=256KiB -flush-every=300ms) \
+start_usbd f $(vol_flags $S $TMP/state -size=32MiB -objsize=256KiB -flush-every=300ms) \
     -store-faults=put-error=0.5,seed=7
 nbdcopy --flush $TMP/rand "$URI"
 wait_log "epoch 1 committed" 120
@@ -15,14 +15,14 @@ grep -q "PUT failed" $LOG || fail "no put failure was injected"
 stop_usbd
 grep -q "everything is in the store\|stopped cleanly" $LOG || fail "clean stop"
 # Read it back from the store alone (no faults).
-start_usbd g $(local_flags $S $TMP/state-fresh)
+start_usbd g $(vol_flags $S $TMP/state-fresh)
 nbdcopy "$URI" $TMP/back
 cmp -n $((16 << 20)) $TMP/back $TMP/rand || fail "data lost with a failing store"
 stop_usbd
 ok "50% failing puts: retried, nothing lost"
 
 # A store whose puts take 1 s: with -dirty-max=2MiB writers wait, then go on.
-start_usbd h $(local_flags $S $TMP/state2 -size=32MiB -objsize=256KiB -flush-every=200ms -dirty-max=2MiB \
+start_usbd h $(vol_flags $S $TMP/state2 -size=32MiB -objsize=256KiB -flush-every=200ms -dirty-max=2MiB \
     -flush-workers=8) -store-faults=put-latency=1s
 start=$(date +%s)
 nbdcopy --flush $TMP/rand "$URI"
@@ -37,14 +37,14 @@ ok "hanging store: writers waited ${took}s, no error, nothing lost"
 # A store whose every put hangs 3 s before it answers: with -dirty-max=1MiB
 # writes wait, none fails, and everything reaches the store.
 head -c 2M $TMP/rand > $TMP/two
-start_usbd k $(local_flags $TMP/store-hang $TMP/state3 -size=32MiB -objsize=256KiB -flush-every=200ms \
+start_usbd k $(vol_flags $TMP/store-hang $TMP/state3 -size=32MiB -objsize=256KiB -flush-every=200ms \
     -dirty-max=1MiB -flush-workers=4) -store-faults=hang=put,hang-for=3s
 start=$(date +%s)
 nbdcopy --flush $TMP/two "$URI"
 took=$(( $(date +%s) - start ))
 [ $took -ge 3 ] || fail "writes did not wait for the hanging store ($took s)"
 stop_usbd
-start_usbd m $(local_flags $TMP/store-hang $TMP/state-fresh2)
+start_usbd m $(vol_flags $TMP/store-hang $TMP/state-fresh2)
 nbdcopy "$URI" $TMP/back3
 cmp -n $((2 << 20)) $TMP/back3 $TMP/two || fail "data lost with a hanging store"
 stop_usbd

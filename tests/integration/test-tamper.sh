@@ -1,5 +1,7 @@
 #!/bin/bash
-# A hostile store (DESIGN.md invariant 4): with -kind=local, a chunk object
+# A hostile store (DESIGN.md invariant 4): with -kind=local (or -kind=s3 on
+# RGW with USBD_TEST_STORE=rgw, the objects altered through objstore-cli
+# export/import), a chunk object
 # with a flipped byte (header, payload, MAC), two objects swapped, an older
 # generation replayed, a truncated or a missing object is an I/O error for the
 # range it holds, never data; the rest of the disk still reads right, the
@@ -15,7 +17,7 @@ grep -q -- -store-dir <<<"$HELP" || skip "this build has no -kind=local"
 
 HEX=$(printf '3c%.0s' $(seq 32)) OTHER=$(printf '3d%.0s' $(seq 32))
 STORE=$TMP/store
-VOL=(-kind=local -name=vol -size=2MiB -objsize=64KiB -compress=zstd -cipher=aes-256-ctr -flush-every=10s)
+VOL=(-name=vol -size=2MiB -objsize=64KiB -compress=zstd -cipher=aes-256-ctr -flush-every=10s)
 N=32 # chunks of 64 KiB
 
 # The content: chunk c holds data(c, 1), except chunk 3, rewritten as
@@ -77,71 +79,75 @@ for p in problems[:10]:
 sys.exit(1 if problems else 0)
 PY
 }
-tree_sum() { (cd "$1" && find . -printf '%p %s %T@\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
-chunk_file() { ls "$1"/vol/chunks/$(printf %016x $2)-* | sort | tail -1; } # the newest generation
+chunk_key() { store_keys "$1" vol/chunks/ | grep "/$(printf %016x $2)-" | tail -1; } # the newest generation
 flip() { $PY -c 'import sys; f = open(sys.argv[1], "r+b"); o = int(sys.argv[2]) % f.seek(0, 2); f.seek(o); b = f.read(1)[0]; f.seek(o); f.write(bytes([b ^ 0x40]))' "$@"; }
 
 # 1. Write every chunk, stop (SIGTERM commits everything); keep a copy of
 # chunk 3's object; rewrite chunk 3 (a new generation), stop again.
 export PYTHONPATH=$TMP:$PYTHONPATH
 mkdir -p $TMP/state
-start_usbd w1 -store=$STORE -store-dir=$TMP/state "${VOL[@]}" -key=key:$HEX
+start_usbd w1 $(store_flags $STORE $TMP/state) "${VOL[@]}" -key=key:$HEX
 write_chunks "$URI" 1 $(seq 0 $((N - 1)))
 stop_usbd
-old3=$(chunk_file $STORE 3); cp $old3 $TMP/old3
-start_usbd w2 -store=$STORE -store-dir=$TMP/state "${VOL[@]}" -key=key:$HEX
+old3=$(chunk_key $STORE 3); store_get $STORE $old3 $TMP/old3
+start_usbd w2 $(store_flags $STORE $TMP/state) "${VOL[@]}" -key=key:$HEX
 write_chunks "$URI" 2 3
 stop_usbd
-new3=$(chunk_file $STORE 3)
+new3=$(chunk_key $STORE 3)
 [ "$new3" != "$old3" ] || fail "rewriting chunk 3 did not make a new generation ($new3)"
-[ $(ls $STORE/vol/chunks | wc -l) -ge $N ] || { ls -l $STORE/vol/chunks; fail "fewer than $N chunk objects in the store"; }
-grep -rqa PLAINTEXT-MARKER $STORE && fail "plaintext of chunk 9 is readable in the store"
-ok "store written: $(ls $STORE/vol/chunks | wc -l) chunk objects, chunk 3 at $(basename $old3) then $(basename $new3), no plaintext"
+[ $(store_count $STORE vol/chunks/) -ge $N ] || { store_keys $STORE vol/chunks/; fail "fewer than $N chunk objects in the store"; }
+store_export $STORE $TMP/objects
+grep -rqa PLAINTEXT-MARKER $TMP/objects && fail "plaintext of chunk 9 is readable in the store"
+rm -rf $TMP/objects
+ok "store written: $(store_count $STORE vol/chunks/) chunk objects, chunk 3 at $(basename $old3) then $(basename $new3), no plaintext"
 
 # 2. The keys. A wrong key: exit 1 with one clear line, before any write to
 # the store (with the volume's local state, and with none).
-SUM=$(tree_sum $STORE)
+SUM=$(store_sum $STORE)
 for st in $TMP/state $TMP/empty-state; do
     mkdir -p $st; rc=0
-    timeout 20 "$USBD_BIN" -listen=unix:$TMP/k.sock -nbd-device=none -store=$STORE -store-dir=$st \
+    timeout 20 "$USBD_BIN" -listen=unix:$TMP/k.sock -nbd-device=none $(store_flags $STORE $st) \
         "${VOL[@]}" -key=key:$OTHER 2>$TMP/k.err || rc=$?
     [ $rc = 1 ] || { cat $TMP/k.err; fail "wrong key ($st): exit status $rc, expected 1"; }
     grep -q "ready:" $TMP/k.err && fail "wrong key: the daemon became ready"
     [ "$(grep -c 'error' $TMP/k.err)" = 1 ] && grep 'error' $TMP/k.err | grep -qi key ||
         { cat $TMP/k.err; fail "wrong key: expected one error line about the key"; }
-    [ "$(tree_sum $STORE)" = "$SUM" ] || fail "wrong key ($st): the store was modified"
+    [ "$(store_sum $STORE)" = "$SUM" ] || fail "wrong key ($st): the store was modified"
 done
 ok "wrong key: $(grep error $TMP/k.err | sed 's/^[0-9:.]* //')"
 # ... and the volume's local state still serves with the right key.
-start_usbd rightkey -store=$STORE -store-dir=$TMP/state "${VOL[@]}" -key=key:$HEX
+start_usbd rightkey $(store_flags $STORE $TMP/state) "${VOL[@]}" -key=key:$HEX
 verify "$URI" "" || fail "after a wrong-key attempt, the right key no longer reads the volume"
 stop_usbd
-[ "$(tree_sum $STORE)" = "$SUM" ] || fail "a clean start and stop with nothing to write modified the store"
+[ "$(store_sum $STORE)" = "$SUM" ] || fail "a clean start and stop with nothing to write modified the store"
 # A missing key file: a clear error naming it; nothing written.
 rc=0
-timeout 20 "$USBD_BIN" -listen=unix:$TMP/k.sock -nbd-device=none -store=$STORE -store-dir=$TMP/state \
+timeout 20 "$USBD_BIN" -listen=unix:$TMP/k.sock -nbd-device=none $(store_flags $STORE $TMP/state) \
     "${VOL[@]}" -key=file:$TMP/no-such-key 2>$TMP/k.err || rc=$?
 [ $rc = 1 ] || [ $rc = 2 ] || { cat $TMP/k.err; fail "missing key file: exit status $rc"; }
 grep -q "no-such-key" $TMP/k.err || { cat $TMP/k.err; fail "missing key file: the error does not name it"; }
-[ "$(tree_sum $STORE)" = "$SUM" ] || fail "missing key file: the store was modified"
+[ "$(store_sum $STORE)" = "$SUM" ] || fail "missing key file: the store was modified"
 ok "missing key file: $(grep no-such-key $TMP/k.err | head -1 | sed 's/^[0-9:.]* //')"
 # A key file others can read: a warning, and it starts (empty state: every
 # read comes from the store, which doubles as the untampered baseline).
 echo $HEX >$TMP/key.hex; chmod 0644 $TMP/key.hex
 mkdir -p $TMP/st-keyfile
-start_usbd keyfile -store=$STORE -store-dir=$TMP/st-keyfile "${VOL[@]}" -key=file:$TMP/key.hex
+start_usbd keyfile $(store_flags $STORE $TMP/st-keyfile) "${VOL[@]}" -key=file:$TMP/key.hex
 grep -i "warn" $LOG | grep -q "key.hex" || { cat $LOG; fail "a 0644 key file gave no warning naming it"; }
 verify "$URI" "" || fail "reading the volume back from the store alone"
 stop_usbd
 ok "key file mode 0644: $(grep -i warn $LOG | grep key.hex | head -1 | sed 's/^[0-9:.]* //')"
 
 # 3. The attacks. Each on a fresh copy of the store, served with an empty
-# state dir so every read comes from the store.
+# state dir so every read comes from the store. The copy is altered as files
+# (store_export), then becomes a store of its own (store_load: for local, the
+# directory itself).
 attack() { # NAME "BAD CHUNKS" COMMANDS (run in the copy's chunks directory)
     local name=$1 bad=$2 cmd=$3 d=$TMP/att-$1 c hex n
-    cp -a $STORE $d; mkdir -p $d-state
+    store_export $STORE $d; mkdir -p $d-state
     (cd $d/vol/chunks && eval "$cmd") || fail "$name: setting up the attack"
-    start_usbd $name -store=$d -store-dir=$d-state "${VOL[@]}" -key=key:$HEX
+    store_load $d $d
+    start_usbd $name $(store_flags $d $d-state) "${VOL[@]}" -key=key:$HEX
     verify "$URI" "$bad" || fail "$name: see the reads above"
     kill -0 $USBD_PID 2>/dev/null || fail "$name: the daemon died"
     for c in ${bad//,/ }; do
@@ -155,7 +161,7 @@ attack() { # NAME "BAD CHUNKS" COMMANDS (run in the copy's chunks directory)
     fi
     stop_usbd
     ok "$name: EIO for chunk(s) $bad, the rest intact; log: $(grep -E "chunk 0x0*$(printf %x ${bad%%,*}) gen" $LOG | head -1 | sed 's/^[0-9:.]* //')"
-    rm -rf $d $d-state
+    store_rm $d; rm -rf $d $d-state
 }
 f() { ls $(printf %016x $1)-* | sort | tail -1; } # in the copy's chunks dir: chunk $1's newest object
 attack flip_magic      1 'flip $(f 1) 0'

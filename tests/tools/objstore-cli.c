@@ -12,6 +12,7 @@
  */
 #include "backends/objstore.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,7 +68,7 @@ static void usage(FILE *f)
         "Other options:\n"
         "  --log-level=error|warn|info|debug   default warn\n"
         "  --max=SIZE       largest object get accepts (default 1GiB)\n"
-        "  --threads=N      fill, verify, bench (default 8)\n"
+        "  --threads=N      fill, verify, bench, copy, export, import (default 8)\n"
         "  --page-size=N    list page size (default 1000)\n"
         "  --after=KEY      list: start after KEY\n"
         "  --one-page       list: print one page and the next key\n"
@@ -80,6 +82,12 @@ static void usage(FILE *f)
         "  delete-many KEY...       one objstore_delete_many call\n"
         "  list [PREFIX]            'SIZE KEY' lines; 'pages=N keys=N' on stderr\n"
         "  rm-prefix PREFIX         delete every key under PREFIX (batches of 1000)\n"
+        "  copy SRC DST             copy every key SRC* to DST*: the part after SRC is\n"
+        "                           kept (a whole store under one prefix to another)\n"
+        "  export PREFIX DIR        every key PREFIX* into the file DIR/* (directories\n"
+        "                           made as needed): the layout of --store=local:DIR\n"
+        "  import DIR PREFIX        every regular file DIR/* as the key PREFIX*\n"
+        "                           (the reverse of export; temporary files skipped)\n"
         "  fill PREFIX COUNT SIZE   put COUNT objects PREFIX000000.. of SIZE bytes\n"
         "  verify PREFIX COUNT SIZE get them back and compare\n"
         "  bench PREFIX COUNT SIZE  fill + verify, timed (MB/s), then rm-prefix\n"
@@ -191,7 +199,8 @@ static int write_all(const char *path, const void *data, size_t len)
     FILE *f = path && strcmp(path, "-") ? fopen(path, "wb") : stdout;
     if (!f)
         return errno;
-    int err = fwrite(data, 1, len, f) == len ? 0 : EIO;
+    /* an empty object's data may be NULL, which fwrite must not see */
+    int err = len == 0 || fwrite(data, 1, len, f) == len ? 0 : EIO;
     if (fflush(f) != 0 && !err)
         err = EIO;
     if (f != stdout && fclose(f) != 0 && !err)
@@ -388,6 +397,210 @@ static int rm_prefix(struct cli *c, const char *prefix)
     return err;
 }
 
+/* ------------------------------------------- copy, export and import */
+
+/* Work on many keys (or files) in parallel: one call of fn per item, on
+ * --threads threads. Every item is tried; the first error is returned. */
+struct each {
+    struct cli *c;
+    char **items;
+    size_t n;
+    const char *from, *to; /* what fn maps an item from and to */
+    int (*fn)(struct each *e, const char *item, struct objstore_buf *buf);
+    atomic_size_t next;
+    atomic_int err;
+    atomic_size_t done;
+};
+
+static void *each_worker(void *opaque)
+{
+    struct each *e = opaque;
+    struct objstore_buf buf = OBJSTORE_BUF_INIT;
+    for (;;) {
+        size_t i = atomic_fetch_add(&e->next, 1);
+        if (i >= e->n)
+            break;
+        int err = e->fn(e, e->items[i], &buf);
+        if (err) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&e->err, &zero, err);
+        } else {
+            atomic_fetch_add(&e->done, 1);
+        }
+    }
+    objstore_buf_free(&buf);
+    return NULL;
+}
+
+static int each_run(struct each *e, const char *verb)
+{
+    unsigned n = e->c->threads ? e->c->threads : 1;
+    if (n > e->n)
+        n = e->n ? (unsigned)e->n : 1;
+    pthread_t *t = calloc(n, sizeof *t);
+    if (!t)
+        return ENOMEM;
+    unsigned started = 0;
+    for (; started < n; started++)
+        if (pthread_create(&t[started], NULL, each_worker, e) != 0)
+            break;
+    if (started == 0)
+        each_worker(e);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+    fprintf(stderr, "objstore-cli: %s %zu/%zu objects\n", verb, atomic_load(&e->done), e->n);
+    return atomic_load(&e->err);
+}
+
+static void free_items(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+/* from + rest of item (after strlen(from)) -> to + rest. */
+static int map_name(char *out, size_t len, const char *to, const char *item, const char *from)
+{
+    int n = snprintf(out, len, "%s%s", to, item + strlen(from));
+    return n < 0 || (size_t)n >= len ? ENAMETOOLONG : 0;
+}
+
+static int copy_one(struct each *e, const char *key, struct objstore_buf *buf)
+{
+    char dst[OBJSTORE_KEY_MAX + 2];
+    int err = map_name(dst, sizeof dst, e->to, key, e->from);
+    if (err)
+        return fail("copy", key, err);
+    if ((err = objstore_get(e->c->os, key, e->c->max, buf)))
+        return fail("get", key, err);
+    if ((err = objstore_put(e->c->os, dst, buf->data, buf->len)))
+        return fail("put", dst, err);
+    return 0;
+}
+
+/* mkdir -p of the directory part of path. */
+static int make_parents(char *path)
+{
+    for (char *p = path + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        int err = mkdir(path, 0755) && errno != EEXIST ? errno : 0;
+        *p = '/';
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+static int export_one(struct each *e, const char *key, struct objstore_buf *buf)
+{
+    char path[4096];
+    int err = map_name(path, sizeof path, e->to, key, e->from);
+    if (!err)
+        err = make_parents(path);
+    if (err)
+        return fail("export to", path, err);
+    if ((err = objstore_get(e->c->os, key, e->c->max, buf)))
+        return fail("get", key, err);
+    if ((err = write_all(path, buf->data, buf->len)))
+        return fail("write", path, err);
+    return 0;
+}
+
+static int import_one(struct each *e, const char *path, struct objstore_buf *buf)
+{
+    (void)buf;
+    char key[OBJSTORE_KEY_MAX + 2];
+    int err = map_name(key, sizeof key, e->to, path, e->from);
+    if (err)
+        return fail("import", path, err);
+    char *data = NULL;
+    size_t len = 0;
+    if ((err = read_all(path, &data, &len)))
+        return fail("read", path, err);
+    err = objstore_put(e->c->os, key, data, len);
+    free(data);
+    return err ? fail("put", key, err) : 0;
+}
+
+/* Append the regular files under dir (recursively) to *items, skipping a
+ * local store's unfinished puts; symlinks are neither followed nor taken. */
+static int walk_dir(const char *dir, char ***items, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return fail("opendir", dir, errno);
+    int err = 0;
+    struct dirent *de;
+    while (!err && (errno = 0, de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            !strncmp(de->d_name, ".objstore-tmp-", 14))
+            continue;
+        char *path;
+        if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
+            err = ENOMEM;
+            break;
+        }
+        struct stat st;
+        if (lstat(path, &st) != 0) {
+            err = fail("stat", path, errno);
+        } else if (S_ISDIR(st.st_mode)) {
+            err = walk_dir(path, items, n, cap);
+        } else if (S_ISREG(st.st_mode)) {
+            if (*n == *cap) {
+                size_t c2 = *cap ? *cap * 2 : 1024;
+                char **p = realloc(*items, c2 * sizeof *p);
+                if (!p) {
+                    err = ENOMEM;
+                } else {
+                    *items = p;
+                    *cap = c2;
+                }
+            }
+            if (!err) {
+                (*items)[(*n)++] = path;
+                path = NULL;
+            }
+        }
+        free(path);
+    }
+    if (!err && errno)
+        err = fail("readdir", dir, errno);
+    closedir(d);
+    return err;
+}
+
+static int copy_prefix(struct cli *c, const char *cmd, const char *from, const char *to)
+{
+    struct each e = {.c = c, .from = from, .to = to};
+    int err;
+    if (!strcmp(cmd, "import")) {
+        /* from is "DIR/": walk DIR */
+        char *dir = strndup(from, strlen(from) - 1);
+        size_t cap = 0;
+        err = dir ? walk_dir(dir, &e.items, &e.n, &cap) : ENOMEM;
+        free(dir);
+        if (err) {
+            free_items(e.items, e.n);
+            return err;
+        }
+        e.fn = import_one;
+    } else {
+        bool save = c->one_page;
+        c->one_page = false;
+        err = list_all(c, from, false, &e.items, &e.n);
+        c->one_page = save;
+        if (err)
+            return err;
+        e.fn = !strcmp(cmd, "export") ? export_one : copy_one;
+    }
+    err = each_run(&e, !strcmp(cmd, "copy") ? "copied" : !strcmp(cmd, "export") ? "exported"
+                                                                                : "imported");
+    free_items(e.items, e.n);
+    return err;
+}
+
 /* --------------------------------------------------------------- commands */
 
 static int need_args(int argc, int want_min, int want_max, const char *cmd)
@@ -475,6 +688,31 @@ static int run(struct cli *c, int argc, char **argv)
         if ((err = need_args(argc, 1, 1, cmd)))
             return err;
         return rm_prefix(c, argv[1]);
+    }
+    if (!strcmp(cmd, "copy")) {
+        if ((err = need_args(argc, 2, 2, cmd)))
+            return err;
+        return copy_prefix(c, cmd, argv[1], argv[2]);
+    }
+    if (!strcmp(cmd, "export") || !strcmp(cmd, "import")) {
+        if ((err = need_args(argc, 2, 2, cmd)))
+            return err;
+        bool out = !strcmp(cmd, "export");
+        /* Paths map from or to "DIR/", however DIR was given. */
+        const char *d = argv[out ? 2 : 1];
+        size_t dl = strlen(d);
+        while (dl > 1 && d[dl - 1] == '/')
+            dl--;
+        char dir[4096];
+        if (dl + 2 > sizeof dir)
+            return bad_usage("directory name too long:", d);
+        memcpy(dir, d, dl);
+        dir[dl] = '\0';
+        if (out && mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return fail("mkdir", dir, errno);
+        dir[dl] = '/';
+        dir[dl + 1] = '\0';
+        return out ? copy_prefix(c, cmd, argv[1], dir) : copy_prefix(c, cmd, dir, argv[2]);
     }
     if (!strcmp(cmd, "fill") || !strcmp(cmd, "verify") || !strcmp(cmd, "bench")) {
         if ((err = need_args(argc, 3, 3, cmd)))
