@@ -29,7 +29,9 @@ struct cache_config {
     uint32_t chunk_size;    /* power of two, 64 KiB..64 MiB; 0 = 4 MiB (create) or the
                              * volume's (open); a different value on open is an error */
     uint64_t cache_size;    /* local disk for slots, bytes; 0 = the device size */
-    uint64_t dirty_max;     /* dirty bytes before writers wait; 0 = half the cache */
+    uint64_t dirty_max;     /* bytes changed since the last freeze before writers wait
+                             * (the epoch uploading may hold as much again); 0 = half
+                             * the cache, the maximum */
     uint64_t flush_every_ms;/* epoch interval; 0 = 10 s */
     unsigned flush_workers; /* parallel uploads; 0 = 4 */
     struct seal_params seal;/* compression and cipher for new objects */

@@ -78,6 +78,9 @@ struct superblock {
     uint8_t kcv[SEAL_KCV_SIZE];
 };
 
+/* Read-ahead fetch threads (readahead.c). */
+#define RA_THREADS 2
+
 struct cache {
     struct cache_config cfg;
     struct objstore *store;
@@ -121,7 +124,7 @@ struct cache {
     unsigned ra_head, ra_count;
     uint32_t ra_last;         /* last chunk a read touched */
     pthread_cond_t ra_cv;
-    pthread_t ra_threads[2];
+    pthread_t ra_threads[RA_THREADS];
     unsigned ra_started;
     atomic_uint_fast64_t fetched_ahead;
 

@@ -16,7 +16,12 @@ static void wait_for_dirty_room(struct cache *c, uint32_t i)
 {
     pthread_mutex_lock(&c->lock);
     bool kicked = false;
-    while (c->dirty_slots >= c->dirty_max_slots && c->chunks[i].lslot == SLOT_NONE &&
+    /* Only the changes waiting for the next epoch count: the epoch being
+     * uploaded has room of its own (dirty_max_slots is at most half the
+     * slots for that reason). Counting it too made a working set as large
+     * as -dirty-max stall at every epoch (random 4K writes over 1 GiB with
+     * -dirty-max=1GiB: 3-4 s stalls, 0.03x s3backer's IOPS). */
+    while (c->live_dirty >= c->dirty_max_slots && c->chunks[i].lslot == SLOT_NONE &&
            !c->abandon) {
         if (!kicked) {
             c->flush_requested = true;
@@ -26,7 +31,7 @@ static void wait_for_dirty_room(struct cache *c, uint32_t i)
         pthread_cond_wait(&c->changed, &c->lock);
     }
     /* Start an epoch early when dirty data nears the limit. */
-    if (c->dirty_slots * 4 >= c->dirty_max_slots * 3 && c->flusher_idle) {
+    if (c->live_dirty * 4 >= c->dirty_max_slots * 3 && c->flusher_idle) {
         c->flush_requested = true;
         pthread_cond_broadcast(&c->flusher_cv);
     }

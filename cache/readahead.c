@@ -10,7 +10,6 @@
 #include "internal.h"
 
 #define RA_WINDOW 4
-#define RA_THREADS 2
 #define RA_QUEUE (sizeof ((struct cache *)0)->ra_queue / sizeof(uint32_t))
 
 static bool store_only(const struct chunk *k)

@@ -63,7 +63,8 @@ static const struct flag flags[] = {
     {"cache-size", F_SIZE, OFF(cache_size), "SIZE", NULL,
      "local disk for cached chunks (default: the device size)"},
     {"dirty-max", F_SIZE, OFF(dirty_max), "SIZE", NULL,
-     "changed data not yet in the store before writers wait (default: half of -cache-size)"},
+     "changes waiting for the next epoch before writers wait; the epoch being uploaded may hold "
+     "as much again (default and maximum: half of -cache-size)"},
     {"compress", F_STRING, OFF(compress), "zstd|none", "zstd", "compression of chunks"},
     {"zstd-level", F_COUNT, OFF(zstd_level), "N", "1", "zstd level (1: fastest; see BENCHMARKS.md)"},
     {"cipher", F_STRING, OFF(cipher), "aes-256-ctr|none", "aes-256-ctr",

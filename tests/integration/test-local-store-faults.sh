@@ -35,8 +35,9 @@ grep -q " errors$" $LOG && grep -Eq " [1-9][0-9]* errors$" $LOG && fail "the cli
 ok "hanging store: writers waited ${took}s, no error, nothing lost"
 
 # A store whose every put hangs 3 s before it answers: with -dirty-max=1MiB
-# writes wait, none fails, and everything reaches the store.
-head -c 2M $TMP/rand > $TMP/two
+# writes wait, none fails, and everything reaches the store. 3 MiB: the
+# epoch stuck uploading holds up to 1 MiB, the changes after it 1 MiB more.
+head -c 3M $TMP/rand > $TMP/two
 start_usbd k $(vol_flags $TMP/store-hang $TMP/state3 -size=32MiB -objsize=256KiB -flush-every=200ms \
     -dirty-max=1MiB -flush-workers=4) -store-faults=hang=put,hang-for=3s
 start=$(date +%s)
@@ -46,6 +47,6 @@ took=$(( $(date +%s) - start ))
 stop_usbd
 start_usbd m $(vol_flags $TMP/store-hang $TMP/state-fresh2)
 nbdcopy "$URI" $TMP/back3
-cmp -n $((2 << 20)) $TMP/back3 $TMP/two || fail "data lost with a hanging store"
+cmp -n $((3 << 20)) $TMP/back3 $TMP/two || fail "data lost with a hanging store"
 stop_usbd
 ok "store hanging on every put: writers waited ${took}s, nothing lost"
