@@ -5,10 +5,12 @@
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libssl-dev liblmdb-dev
             libcurl4-openssl-dev)
-TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit nbdfuse fuse3 fio
+# nbdfuse comes with libnbd-bin (which Provides it: naming it here made every
+# run think something was missing and call apt-get).
+TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit fuse3 fio
            qemu-utils nbd-client bc procps e2fsprogs curl
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
-           ceph-mon ceph-osd radosgw ceph-common uuid-runtime iproute2 faketime
+           ceph-mon ceph-osd radosgw ceph-common uuid-runtime iproute2 faketime s3backer
            syslinux syslinux-common mtools dosfstools)
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = --test ] && pkgs+=("${TEST_PKGS[@]}")
