@@ -153,6 +153,9 @@ static struct upload *freeze(struct cache *c, size_t *n, uint64_t *epoch)
         c->live_dirty = 0;
         for (uint32_t i = 0; i < c->nchunks; i++) /* normally none are left */
             c->live_dirty += c->chunks[i].lslot != SLOT_NONE || c->chunks[i].lzero;
+        /* Writers waiting at -dirty-max may go on now: the frozen epoch
+         * has room of its own (wait_for_dirty_room). */
+        pthread_cond_broadcast(&c->changed);
     }
     pthread_mutex_unlock(&c->lock);
     pthread_rwlock_unlock(&c->freeze);
