@@ -101,8 +101,8 @@ static const char *const expect_create[] = {
     "write usb_gadget/usbd-vol/functions/mass_storage.usb0/lun.0/cdrom 0",
     "write usb_gadget/usbd-vol/functions/mass_storage.usb0/lun.0/ro 0",
     "write usb_gadget/usbd-vol/functions/mass_storage.usb0/lun.0/nofua 0",
-    "write usb_gadget/usbd-vol/functions/mass_storage.usb0/lun.0/inquiry_string "
-    "usbd    usbd-objstore   0100",
+    ("write usb_gadget/usbd-vol/functions/mass_storage.usb0/lun.0/inquiry_string "
+     "usbd    usbd-objstore   0100"),
     "write usb_gadget/usbd-vol/functions/mass_storage.usb0/lun.0/file /dev/nbd3",
     "link usb_gadget/usbd-vol/configs/c.1/mass_storage.usb0 usb_gadget/usbd-vol/functions/mass_storage.usb0",
     "write usb_gadget/usbd-vol/UDC a_udc.0",
