@@ -322,7 +322,10 @@ int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size
     const char *file = find_arg(argc, argv, "config");
     if (file && !file[0])
         return fail(err, errlen, "-config needs a file (or none)");
-    if (!file) {
+    /* --help and --version must work whatever the file holds. */
+    bool info = find_arg(argc, argv, "help") || find_arg(argc, argv, "version") ||
+                find_arg(argc, argv, "h");
+    if (!file && !info) {
         const char *dir = getenv("USBD_CONFIG_DIR");
         const char *name = find_arg(argc, argv, "name");
         char path[4200];

@@ -403,6 +403,19 @@ static pid_t backing_owner(const struct usbd_gadget *g)
     long pid = strtol(pidbuf, NULL, 10);
     if (pid <= 0 || pid == getpid())
         return 0;
+    /* The pid file names a thread: one of ours (the device we just
+     * attached) is not another owner. */
+    char status[64], line[128];
+    fmt(status, sizeof status, "/proc/%ld/status", pid);
+    FILE *st = fopen(status, "re");
+    long tgid = 0;
+    while (st && fgets(line, sizeof line, st))
+        if (sscanf(line, "Tgid: %ld", &tgid) == 1)
+            break;
+    if (st)
+        fclose(st);
+    if (tgid == getpid())
+        return 0;
     /* The pid file names the thread that runs the device: kill() accepts a
      * thread id and answers for its process. */
     if (kill((pid_t)pid, 0) == 0 || errno == EPERM)

@@ -34,7 +34,21 @@ expect_usage_error "unexpected argument 'extra'" -kind=mem -size=1GiB extra
 expect_usage_error "-threads=0: expected 1 to 1024" -kind=mem -size=1GiB -threads=0
 expect_usage_error "-nbd-device=/tmp/x: expected auto, none or /dev/nbdN" -kind=mem -size=1GiB -nbd-device=/tmp/x
 expect_usage_error "-log-level=loud" -kind=mem -size=1GiB -log-level=loud
+expect_usage_error "-gadget needs the kernel's nbd device" -kind=mem -size=1GiB -gadget -nbd-device=none
+expect_usage_error "-gadget-vendor-id=0x12345: expected a hex id" -kind=mem -size=1GiB -gadget-vendor-id=0x12345
 ok "usage errors"
+
+# -gadget where the nbd driver is missing (this machine): one clear error,
+# exit 1, and no socket or configfs entry left behind.
+if [ ! -e /sys/block/nbd0 ] && ! modprobe -n nbd 2>/dev/null; then
+    rc=0
+    "$USBD_BIN" -kind=mem -size=1MiB -gadget -gadget-configfs=$TMP/cfs -listen=unix:$TMP/g.sock \
+        2>$TMP/gerr || rc=$?
+    [ $rc = 1 ] || { cat $TMP/gerr; fail "-gadget without nbd: status $rc, want 1"; }
+    grep -q "no /dev/nbdX to put behind the USB drive" $TMP/gerr || { cat $TMP/gerr; fail "-gadget without nbd: message"; }
+    [ ! -e $TMP/g.sock ] && [ ! -e $TMP/cfs ] || fail "-gadget without nbd left a socket or configfs entry"
+    ok "-gadget without an nbd driver: exit 1, nothing left"
+fi
 
 # Both flag spellings; answers on the socket.
 start_usbd a --kind=mem --size 32MiB

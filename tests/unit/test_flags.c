@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -96,6 +97,35 @@ int main(void)
     CHECK(parse(&c, err, 1, arg) == EINVAL && strstr(err, ":1: unknown key 'sise'"));
     unlink(path);
     CHECK(parse(&c, err, 1, arg) == ENOENT && strstr(err, "cannot read config file"));
+
+    /* Without -config: CONFIG_DIR/NAME.conf ($USBD_CONFIG_DIR here), NAME
+     * from -name; -config=none skips it; --help ignores a broken one. */
+    char dir[] = "/tmp/usbd-test-confdir-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char tv[128];
+    snprintf(tv, sizeof tv, "%s/tv.conf", dir);
+    FILE *f = fopen(tv, "w");
+    CHECK(f != NULL);
+    fputs("kind = mem\nsize = 8MiB\n", f);
+    fclose(f);
+    setenv("USBD_CONFIG_DIR", dir, 1);
+    CHECK(parse(&c, err, 1, "-name=tv") == 0 && !strcmp(c.kind, "mem") && c.size == 8ull << 20);
+    CHECK(c.config_file && !strcmp(c.config_file, tv));
+    CHECK(parse(&c, err, 2, "-name", "tv") == 0 && !strcmp(c.kind, "mem"));
+    CHECK(parse(&c, err, 2, "-name=tv", "-size=16MiB") == 0 && c.size == 16ull << 20);
+    CHECK(parse(&c, err, 2, "-name=tv", "-config=none") == 0 && !strcmp(c.kind, "local") &&
+          !c.config_file);
+    CHECK(parse(&c, err, 1, "-name=other") == 0 && !strcmp(c.kind, "local") && !c.config_file);
+    f = fopen(tv, "w");
+    CHECK(f != NULL);
+    fputs("sise = 1\n", f);
+    fclose(f);
+    CHECK(parse(&c, err, 1, "-name=tv") == EINVAL && strstr(err, "unknown key 'sise'"));
+    CHECK(parse(&c, err, 2, "-name=tv", "--help") == 0 && c.help);
+    CHECK(parse(&c, err, 2, "-name=tv", "-config") == EINVAL && strstr(err, "-config needs a file"));
+    unlink(tv);
+    rmdir(dir);
+    unsetenv("USBD_CONFIG_DIR");
     config_free(&c);
     return CHECK_DONE();
 }

@@ -4,6 +4,8 @@
  * failure half-way that must leave nothing behind. (The real configfs and
  * the host side are tested in the VM: tests/e2e/guest/usb-gadget-test.sh.) */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,17 @@ static void record(void *opaque, enum usbd_log_level level, const char *line)
 }
 
 static char root[256], cfs[300], sys[300];
+
+static atomic_long parked_tid;
+static atomic_int park_release;
+static void *park_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&parked_tid, (long)gettid());
+    while (!atomic_load(&park_release))
+        usleep(1000);
+    return NULL;
+}
 
 static void put(const char *path, const char *value)
 {
@@ -233,6 +246,25 @@ static void test_stale(void)
     CHECK(usbd_gadget_create(&c, &g) == EBUSY);
     CHECK(ntrace == 0);
     CHECK(exists("usb_gadget/usbd-vol/UDC")); /* the live one is left alone */
+
+    /* A thread of this very process (the device we attached ourselves) is
+     * not another owner: replaced. */
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, park_thread, NULL) == 0);
+    while (!atomic_load(&parked_tid))
+        usleep(1000);
+    snprintf(pid, sizeof pid, "%ld\n", (long)atomic_load(&parked_tid));
+    put(p, pid);
+    CHECK(usbd_gadget_create(&c, &g) == 0);
+    atomic_store(&park_release, 1);
+    pthread_join(th, NULL);
+    CHECK(usbd_gadget_remove(g) == 0);
+    ntrace = 0;
+    c.backing = "/dev/nbd7"; /* the stale one again, its owner gone */
+    CHECK(usbd_gadget_create(&c, &g) == 0);
+    free(g);
+    c.backing = "/dev/nbd0";
+    ntrace = 0;
 
     /* The process is gone (the kernel drops the pid file): replaced. */
     CHECK(unlink(p) == 0);
