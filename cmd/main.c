@@ -151,6 +151,8 @@ static int check_config(struct daemon *d, char *err, size_t n)
         return snprintf(err, n, "-handshake-timeout: at least 1s"), EINVAL;
     if (!c->name[0] || strlen(c->name) > 255 || strchr(c->name, '/'))
         return snprintf(err, n, "-name=%s: 1 to 255 characters, no '/'", c->name), EINVAL;
+    if (c->gadget && strlen(c->name) > 59) /* the gadget is usbd-NAME, at most 64 */
+        return snprintf(err, n, "-name=%s: at most 59 characters with -gadget", c->name), EINVAL;
     if (c->gadget && !strcmp(c->nbd_device, "none"))
         return snprintf(err, n, "-gadget needs the kernel's nbd device: -nbd-device=auto or "
                         "/dev/nbdN, not none"), EINVAL;
@@ -598,7 +600,8 @@ static int run_daemon(struct daemon *d)
     } else if (sig_started) {
         usbd_server_stop(d->srv);
     }
-    /* Stopped by an error, not a signal: the same order. */
+    /* Stopped by an error, not a signal: unplug first; the detach flushes
+     * /dev/nbdX and close_device() below commits to the store. */
     if (d->gadget)
         usbd_gadget_remove(d->gadget);
     if (d->kernel)

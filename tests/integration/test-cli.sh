@@ -35,6 +35,7 @@ expect_usage_error "-threads=0: expected 1 to 1024" -kind=mem -size=1GiB -thread
 expect_usage_error "-nbd-device=/tmp/x: expected auto, none or /dev/nbdN" -kind=mem -size=1GiB -nbd-device=/tmp/x
 expect_usage_error "-log-level=loud" -kind=mem -size=1GiB -log-level=loud
 expect_usage_error "-gadget needs the kernel's nbd device" -kind=mem -size=1GiB -gadget -nbd-device=none
+expect_usage_error "at most 59 characters with -gadget" -kind=mem -size=1GiB -gadget -name=$(printf 'v%.0s' $(seq 60))
 expect_usage_error "-gadget-vendor-id=0x12345: expected a hex id" -kind=mem -size=1GiB -gadget-vendor-id=0x12345
 ok "usage errors"
 
