@@ -57,7 +57,8 @@ finish_writer() { # TAG
     for p in "${PIDS[@]}"; do [ "$p" = "$WRITER" ] || keep+=("$p"); done
     PIDS=("${keep[@]}")
 }
-count() { grep -c -- "$1" $LOG || true; }
+count() { grep -cE -- "$1" $LOG || true; }
+STORE_FAILED=' failed: .*\(retry |, retrying in [0-9.]+s\)'
 # wait_more PATTERN N SECONDS: until the log has more than N lines matching.
 wait_more() {
     for _ in $(seq $(($3 * 10))); do [ "$(count "$1")" -gt "$2" ] && return 0; sleep 0.1; done
@@ -70,16 +71,19 @@ restart_gateway() {
     local tag=$1 up failed committed
     up=$(count ': uploading')
     wait_more ': uploading' $up 30
-    failed=$(count ' failed: .*(retry ') # the cache's retries of store operations
+    # A store operation that failed while radosgw was down: retried by the
+    # cache ("failed: ... (retry") or, when the outage fits in them, by the
+    # S3 backend's own attempts ("(attempt 1/N, retrying in").
+    failed=$(count "$STORE_FAILED")
     stop_radosgw
     kill -0 $WRITER 2>/dev/null || { cat $TMP/writer-$tag.out; fail "$tag: the client stopped"; }
     sleep 2
     start_radosgw
     committed=$(count ' committed:')
     wait_more ' committed:' $committed 120
-    [ "$(count ' failed: .*(retry ')" -gt $failed ] ||
+    [ "$(count "$STORE_FAILED")" -gt $failed ] ||
         fail "$tag: no store operation failed while radosgw was down: the restart did not hit a flush"
-    echo "$tag: $(grep ' failed: .*(retry ' $LOG | tail -1 | sed 's/^[0-9:.]* [^:]*: //'); then $(grep ' committed:' $LOG | tail -1 | sed 's/^[0-9:.]* [^:]*: //')"
+    echo "$tag: $(grep -E "$STORE_FAILED" $LOG | tail -1 | sed 's/^[0-9:.]* [^:]*: //'); then $(grep ' committed:' $LOG | tail -1 | sed 's/^[0-9:.]* [^:]*: //')"
 }
 # read_back TAG: a daemon with an empty state dir, the bucket alone.
 read_back() {
