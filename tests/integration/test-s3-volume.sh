@@ -50,8 +50,12 @@ fi
 ok "wrong key, wrong credentials, missing bucket, clock skew"
 
 # RGW down for 30 s while the client writes: writes wait at -dirty-max.
+# Every put also takes 200 ms (-store-faults adds latency, RGW stays real),
+# so that at most a few MiB can reach RGW in the 0.5 s before it stops,
+# whatever the machine's speed: the 8 MiB cannot all fit in the cache's
+# 2x -dirty-max of room.
 head -c 8M /dev/urandom > $TMP/more
-start_usbd d $(s3 -store-dir=$TMP/st1 -flush-every=300ms -dirty-max=1MiB)
+start_usbd d $(s3 -store-dir=$TMP/st1 -flush-every=300ms -dirty-max=1MiB) -store-faults=put-latency=200ms
 nbdcopy --flush $TMP/more "$URI" & COPY=$!; PIDS+=($COPY)
 sleep 0.5
 stop_radosgw
