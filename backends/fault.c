@@ -247,7 +247,10 @@ static size_t fault_damage(struct fault *f, enum objstore_op op, const char *key
 
 /* -------------------------------------------------------------------- ops */
 
-static int fault_put(struct objstore *s, const char *key, const void *buf, size_t len)
+/* put and create: the same faults and counters (a create's lost reply is
+ * what makes its callers read the object back and compare). */
+static int fault_write(struct objstore *s, const char *key, const void *buf, size_t len,
+                       bool create)
 {
     struct fault *f = s->priv;
     struct plan p;
@@ -265,9 +268,19 @@ static int fault_put(struct objstore *s, const char *key, const void *buf, size_
         len = fault_damage(f, OBJSTORE_OP_PUT, key, &p, copy, len);
         buf = copy;
     }
-    err = objstore_put(f->inner, key, buf, len);
+    err = create ? objstore_create(f->inner, key, buf, len) : objstore_put(f->inner, key, buf, len);
     free(copy);
     return fault_leave(f, OBJSTORE_OP_PUT, key, &p, err);
+}
+
+static int fault_put(struct objstore *s, const char *key, const void *buf, size_t len)
+{
+    return fault_write(s, key, buf, len, false);
+}
+
+static int fault_create(struct objstore *s, const char *key, const void *buf, size_t len)
+{
+    return fault_write(s, key, buf, len, true);
 }
 
 static int fault_get(struct objstore *s, const char *key, size_t max, struct objstore_buf *out)
@@ -376,6 +389,7 @@ static const struct objstore_ops fault_ops = {
     .list = fault_list,
     .close = fault_close,
     .del_many = fault_del_many,
+    .create = fault_create,
 };
 
 static struct fault *fault_of(struct objstore *s)

@@ -10,6 +10,7 @@
  * the old file or the new one; the temporary lives in the same directory so
  * the rename never crosses a file system. Any failure before the rename
  * unlinks the temporary: no partial object, no leftover (also on ENOSPC).
+ * create is the same with a move that refuses an existing name.
  *
  * This Source Code Form is subject to the terms of the Mozilla Public License,
  * v. 2.0. If a copy of the MPL was not distributed with this file, You can
@@ -189,19 +190,38 @@ static void local_close_dir(struct local *l, int fd)
 
 /* -------------------------------------------------------------------- ops */
 
-static int local_put(struct objstore *s, const char *key, const void *buf, size_t len)
+/* Move the finished temporary to its name. Without replace, an existing
+ * name is EEXIST: renameat2(RENAME_NOREPLACE) where the file system has it,
+ * else link() (which never replaces either) and the temporary unlinked;
+ * ENOTSUP where neither works. */
+static int local_publish(int dfd, const char *tmp, const char *base, bool replace)
+{
+    if (replace)
+        return renameat(dfd, tmp, dfd, base) == 0 ? 0 : errno;
+    if (renameat2(dfd, tmp, dfd, base, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return errno;
+    if (linkat(dfd, tmp, dfd, base, 0) != 0)
+        return errno == EPERM || errno == EOPNOTSUPP ? ENOTSUP : errno;
+    unlinkat(dfd, tmp, 0); /* the object is in place: a leftover name is only a leftover */
+    return 0;
+}
+
+static int local_write_object(struct objstore *s, const char *op, const char *key, const void *buf,
+                       size_t len, bool replace)
 {
     struct local *l = s->priv;
     if (l->read_only)
-        return local_fail(l, "put", key, "read-only store", EROFS);
+        return local_fail(l, op, key, "read-only store", EROFS);
     if (key_has_tmp_component(key))
-        return local_fail(l, "put", key, "reserved name", EINVAL);
+        return local_fail(l, op, key, "reserved name", EINVAL);
 
     int dfd;
     const char *base;
     int err = local_open_dir(l, key, true, &dfd, &base);
     if (err)
-        return local_fail(l, "put", key, "create directory", err);
+        return local_fail(l, op, key, "create directory", err);
 
     char tmp[64];
     snprintf(tmp, sizeof tmp, LOCAL_TMP_PREFIX "%ld-%" PRIx64 "-%" PRIx64, (long)getpid(),
@@ -211,7 +231,7 @@ static int local_put(struct objstore *s, const char *key, const void *buf, size_
     if (fd < 0) {
         err = errno;
         local_close_dir(l, dfd);
-        return local_fail(l, "put", key, what, err);
+        return local_fail(l, op, key, what, err);
     }
     what = "write";
     err = write_all(fd, buf, len);
@@ -226,21 +246,32 @@ static int local_put(struct objstore *s, const char *key, const void *buf, size_
         err = errno;
     }
     if (!err) {
-        what = "rename";
-        if (renameat(dfd, tmp, dfd, base) != 0)
-            err = errno;
+        what = replace ? "rename" : "create";
+        err = local_publish(dfd, tmp, base, replace);
     }
     if (err) {
         unlinkat(dfd, tmp, 0);
         local_close_dir(l, dfd);
-        return local_fail(l, "put", key, what, err);
+        if (err == EEXIST) /* an answer, not a failure: the caller decides */
+            return EEXIST;
+        return local_fail(l, op, key, what, err);
     }
     /* The new object is visible; without this fsync the rename might not
      * survive a power cut. Failing here is "maybe done", as documented. */
     if (fsync(dfd) != 0)
-        err = local_fail(l, "put", key, "fsync directory", errno);
+        err = local_fail(l, op, key, "fsync directory", errno);
     local_close_dir(l, dfd);
     return err;
+}
+
+static int local_put(struct objstore *s, const char *key, const void *buf, size_t len)
+{
+    return local_write_object(s, "put", key, buf, len, true);
+}
+
+static int local_create(struct objstore *s, const char *key, const void *buf, size_t len)
+{
+    return local_write_object(s, "create", key, buf, len, false);
 }
 
 /* Open key for reading and return its size. A missing path, a path through
@@ -636,6 +667,7 @@ static const struct objstore_ops local_ops = {
     .del = local_del,
     .list = local_list,
     .close = local_close,
+    .create = local_create,
 };
 
 int objstore_local_open(const struct objstore_local_config *cfg, struct objstore **out)

@@ -222,6 +222,18 @@ int objstore_put(struct objstore *s, const char *key, const void *buf, size_t le
     return s->ops->put(s, key, buf, len);
 }
 
+int objstore_create(struct objstore *s, const char *key, const void *buf, size_t len)
+{
+    if (!s)
+        return EINVAL;
+    int err = check_key(s, "create", key);
+    if (err)
+        return err;
+    if (!buf && len)
+        return bad_arg(s, "create", "NULL body", key);
+    return s->ops->create ? s->ops->create(s, key, buf, len) : ENOTSUP;
+}
+
 int objstore_get(struct objstore *s, const char *key, size_t max, struct objstore_buf *out)
 {
     if (!s || !out)

@@ -235,6 +235,18 @@ struct objstore_ops {
      * permanently. Keys may be deleted although the call fails (deleting is
      * idempotent: the caller repeats the whole batch). */
     int (*del_many)(struct objstore *s, const char *const *keys, size_t n);
+
+    /* Optional (NULL: objstore_create() answers ENOTSUP). Store len bytes
+     * of buf under key only if no object has that key: EEXIST, with the
+     * existing object left as it was, if one does. Of concurrent creates of
+     * one key exactly one succeeds; atomicity, durability and consistency
+     * are those of put. A create whose reply was lost may be repeated by
+     * the backend's own retries and then answer EEXIST about its own
+     * object: a caller that must know reads the object back and compares.
+     * This is what fences a second writer (an epoch record is created, never
+     * replaced), so a backend offers it only where the store really refuses
+     * the second create. */
+    int (*create)(struct objstore *s, const char *key, const void *buf, size_t len);
 };
 
 struct objstore {
@@ -249,6 +261,12 @@ struct objstore {
  * bad key) and dispatches to s->ops; see struct objstore_ops for the
  * contract. */
 int objstore_put(struct objstore *s, const char *key, const void *buf, size_t len);
+/* Put only if absent (see the create op): 0, EEXIST if the key exists,
+ * ENOTSUP if the backend cannot do it, or an error as for put. A store may
+ * claim conditional creates and ignore them (an old S3 implementation
+ * simply overwrites): callers probe once (create a key twice) before they
+ * rely on it. */
+int objstore_create(struct objstore *s, const char *key, const void *buf, size_t len);
 int objstore_get(struct objstore *s, const char *key, size_t max, struct objstore_buf *out);
 int objstore_get_range(struct objstore *s, const char *key, uint64_t off, size_t len, void *buf,
                        size_t *got);
@@ -274,7 +292,10 @@ void objstore_close(struct objstore *s);
 /* A store in a directory. Key "a/b/c" is the file <root>/a/b/c; directories
  * are created on demand (and their parent fsync'd). put writes a temporary
  * file ".objstore-tmp-*" in the target directory, fsyncs it, renames it over
- * the final name and fsyncs the directory; delete unlinks and fsyncs the
+ * the final name and fsyncs the directory; create does the same but moves
+ * the temporary in with renameat2(RENAME_NOREPLACE), or link() where the
+ * file system lacks that flag, so the kernel refuses an existing name
+ * (ENOTSUP on a file system with neither, such as vfat); delete unlinks and fsyncs the
  * directory. Empty directories are left in place. Temporary files are never
  * listed; at open, those older than one hour (left by a crash) are removed
  * (younger ones may belong to another live writer of the same tree).
@@ -374,6 +395,8 @@ int objstore_fault_parse(const char *spec, struct objstore_fault_config *cfg, ch
 /* Wrap inner. On success the wrapper owns inner (closing the wrapper closes
  * it); on failure the caller still does. Each injected fault is logged:
  * errors at warn, damaged bodies and hangs at info.
+ * objstore_create() is a put for the faults (put-error, put-corrupt, ...)
+ * and the counters, and goes through to the inner store's create.
  * objstore_delete_many() goes through to the inner store's del_many (an S3
  * multi-object delete stays one request) and counts as one delete call per
  * batch: one fault decision for the batch, so an injected error before
@@ -428,7 +451,9 @@ const char *objstore_op_name(enum objstore_op op);
  * HEAD; list is ListObjectsV2 (start-after = `after`, next = the last key
  * of a truncated page); del_many is the multi-object delete (POST ?delete,
  * up to 1000 keys), falling back to single deletes on a store that answers
- * NotImplemented.
+ * NotImplemented; create is a PUT with "If-None-Match: *" (AWS since 2024,
+ * MinIO, Ceph RGW): 412 PreconditionFailed is EEXIST. A store that ignores
+ * the header overwrites instead: callers probe (see objstore_create).
  *
  * Threading: up to `connections` operations run at once, each on its own
  * curl handle (kept between operations, so its connection stays open);

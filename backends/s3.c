@@ -237,6 +237,7 @@ struct s3_req {
     const char *content_type;
     const char *content_md5;
     const char *range;       /* "a-b" or NULL */
+    bool if_none_match;      /* PUT only if the key is absent ("If-None-Match: *") */
     enum s3_sink sink;
     struct objstore_buf *buf;
     size_t max;
@@ -540,6 +541,8 @@ static int s3_attempt(struct s3 *s, struct s3_req *r, struct s3_handle *handle,
         hdrs = add_header(hdrs, "Content-Type", r->content_type, &err);
     if (r->content_md5)
         hdrs = add_header(hdrs, "Content-MD5", r->content_md5, &err);
+    if (r->if_none_match)
+        hdrs = add_header(hdrs, "If-None-Match", "*", &err);
     if (err) {
         free_headers(hdrs);
         snprintf(detail, dlen, "building headers: %s", objstore_strerror(err));
@@ -747,20 +750,33 @@ static int s3_key_too_long(struct s3 *s, const char *op, const char *key, int er
 
 /* --------------------------------------------------------------------- ops */
 
-static int s3_put(struct objstore *os, const char *key, const void *buf, size_t len)
+static int s3_write(struct objstore *os, const char *op, const char *key, const void *buf,
+                    size_t len, bool create)
 {
     struct s3 *s = os->priv;
     struct s3_str url = S3_STR_INIT;
     int err = s3_url(s, key, NULL, &url);
     if (!err) {
-        struct s3_req r = {.op = "put", .key = key, .method = "PUT", .url = url.p,
-                           .body = len ? buf : "", .body_len = len, .sink = SINK_NONE};
+        /* EEXIST is the answer a create asks for, not a failure to log. */
+        struct s3_req r = {.op = op, .key = key, .method = "PUT", .url = url.p,
+                           .body = len ? buf : "", .body_len = len, .sink = SINK_NONE,
+                           .if_none_match = create, .quiet_err = create ? EEXIST : 0};
         err = s3_request(s, &r);
     } else {
-        s3_key_too_long(s, "put", key, err);
+        s3_key_too_long(s, op, key, err);
     }
     s3_str_free(&url);
     return err;
+}
+
+static int s3_put(struct objstore *os, const char *key, const void *buf, size_t len)
+{
+    return s3_write(os, "put", key, buf, len, false);
+}
+
+static int s3_create(struct objstore *os, const char *key, const void *buf, size_t len)
+{
+    return s3_write(os, "create", key, buf, len, true);
 }
 
 static int s3_get(struct objstore *os, const char *key, size_t max, struct objstore_buf *out)
@@ -1121,6 +1137,7 @@ static const struct objstore_ops s3_ops = {
     .list = s3_list,
     .close = s3_close,
     .del_many = s3_del_many,
+    .create = s3_create,
 };
 
 /* ------------------------------------------------------------ open, bucket */

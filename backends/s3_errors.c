@@ -20,13 +20,17 @@
  *       (the body the server got is not the one we sent: damage in
  *       transit, retriable)
  *   400 EntityTooLarge, 413 -> EFBIG
- *   400 other, 411, 412, 414, 416 -> EINVAL (a request we should not have
+ *   412 PreconditionFailed -> EEXIST (only a create sends a precondition,
+ *       If-None-Match: *, and it fails because the key exists)
+ *   400 other, 411, 414, 416 -> EINVAL (a request we should not have
  *       sent; the S3 code in the log says which)
  *   301, 307 PermanentRedirect, TemporaryRedirect -> EINVAL, hint: the
  *       bucket lives in another region/endpoint
  *   405 MethodNotAllowed -> EPERM
  *   409 BucketAlreadyExists -> EEXIST, BucketNotEmpty -> ENOTEMPTY,
- *       OperationAborted -> EAGAIN (a conflicting operation is running),
+ *       OperationAborted, ConditionalRequestConflict -> EAGAIN (a
+ *       conflicting operation is running: AWS answers the latter to a
+ *       create racing another write of the key, and asks for a retry),
  *       other 409 -> EINVAL
  *   429, 503 (SlowDown, ServiceUnavailable) -> OBJSTORE_ESLOWDOWN
  *   501 NotImplemented -> EOPNOTSUPP (permanent: the store lacks the call)
@@ -116,9 +120,11 @@ struct s3_errmap s3_map_http(long status, const char *code)
             return (struct s3_errmap){EEXIST, "the bucket name is taken by another account"};
         if (is(code, "BucketNotEmpty"))
             return (struct s3_errmap){ENOTEMPTY, NULL};
-        if (is(code, "OperationAborted"))
+        if (is(code, "OperationAborted") || is(code, "ConditionalRequestConflict"))
             return (struct s3_errmap){EAGAIN, NULL};
         return (struct s3_errmap){EINVAL, NULL};
+    case 412:
+        return (struct s3_errmap){EEXIST, NULL};
     case 413:
         return (struct s3_errmap){EFBIG, NULL};
     case 429:

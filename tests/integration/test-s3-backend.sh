@@ -98,6 +98,29 @@ cli --max=1MiB get big/obj "$TMP/out"; expect_rc 27 "get over --max (EFBIG)"
 expect_err "exceeds the limit" "get over --max"
 ok "20 MiB object: put, get, head, ranges, EFBIG over the limit"
 
+# --- conditional create (If-None-Match: *) --------------------------------------
+echo first >"$TMP/c1"; echo second >"$TMP/c2"
+cli create cond/rec "$TMP/c1"; expect_rc 0 "create a new key"
+cli create cond/rec "$TMP/c2"; expect_rc 17 "create over an existing key (EEXIST)"
+# the tool's own line only: the backend takes 412 as an answer, not a failure to log
+[ "$(wc -l <"$TMP/err")" = 1 ] || { cat "$TMP/err"; fail "an EEXIST create logged more than the tool's own line"; }
+cli get cond/rec "$TMP/out"; expect_rc 0 "get the created key"
+cmp -s "$TMP/out" "$TMP/c1" || fail "a refused create changed the object"
+for i in 1 2 3 4 5 6; do echo "writer $i" >"$TMP/w$i"; done
+won=0
+for i in 1 2 3 4 5 6; do
+    ( rc=0; "$CLI" --store=s3 --s3-endpoint="$S3_ENDPOINT" --s3-bucket="$BUCKET" create cond/race "$TMP/w$i" 2>/dev/null || rc=$?
+      echo $rc >"$TMP/rc$i" ) &
+done
+wait
+for i in 1 2 3 4 5 6; do
+    case $(cat "$TMP/rc$i") in 0) won=$((won + 1)); winner=$i ;; 17) ;; *) fail "racing create $i: exit $(cat "$TMP/rc$i")" ;; esac
+done
+[ $won = 1 ] || fail "$won of 6 racing creates of one key succeeded, want exactly 1"
+cli get cond/race "$TMP/out"; expect_rc 0 "get the raced key"
+cmp -s "$TMP/out" "$TMP/w$winner" || fail "the raced key does not hold the winner's bytes"
+ok "create: 412 on an existing key is EEXIST and changes nothing; 1 of 6 racing creates wins"
+
 # --- missing objects ----------------------------------------------------------
 cli get no/such/key; expect_rc 2 "get missing"
 cli head no/such/key; expect_rc 2 "head missing"

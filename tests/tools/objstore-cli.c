@@ -75,6 +75,7 @@ static void usage(FILE *f)
         "\n"
         "Commands:\n"
         "  put KEY FILE|-           store FILE (or stdin)\n"
+        "  create KEY FILE|-        store it only if KEY is absent (17 EEXIST if not)\n"
         "  get KEY [FILE|-]         fetch to FILE (default stdout)\n"
         "  range KEY OFF LEN        bytes [OFF, OFF+LEN) to stdout\n"
         "  head KEY                 print the size\n"
@@ -614,16 +615,17 @@ static int run(struct cli *c, int argc, char **argv)
 {
     const char *cmd = argv[0];
     int err;
-    if (!strcmp(cmd, "put")) {
+    if (!strcmp(cmd, "put") || !strcmp(cmd, "create")) {
         if ((err = need_args(argc, 2, 2, cmd)))
             return err;
         char *data = NULL;
         size_t len = 0;
         if ((err = read_all(argv[2], &data, &len)))
             return fail("read", argv[2], err);
-        err = objstore_put(c->os, argv[1], data, len);
+        err = !strcmp(cmd, "put") ? objstore_put(c->os, argv[1], data, len)
+                                  : objstore_create(c->os, argv[1], data, len);
         free(data);
-        return err ? fail("put", argv[1], err) : 0;
+        return err ? fail(cmd, argv[1], err) : 0;
     }
     if (!strcmp(cmd, "get")) {
         if ((err = need_args(argc, 1, 2, cmd)))

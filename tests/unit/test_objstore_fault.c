@@ -313,6 +313,38 @@ static void test_errno_and_after(void)
     objstore_close(s);
 }
 
+/* create is a put to the faults and counters, and reaches the inner
+ * store's create (an existing key stays EEXIST, uncounted as a fault). */
+static void test_create(void)
+{
+    struct objstore *in, *s = open_fault("", &in);
+    struct objstore_buf b = OBJSTORE_BUF_INIT;
+    CHECK_ERR(objstore_create(s, "c/rec", "one", 3), 0);
+    CHECK_ERR(objstore_create(s, "c/rec", "two", 3), EEXIST);
+    CHECK_ERR(objstore_get(in, "c/rec", 10, &b), 0);
+    CHECK(b.len == 3 && memcmp(b.data, "one", 3) == 0);
+    struct objstore_fault_stats st;
+    CHECK_ERR(objstore_fault_stats(s, &st), 0);
+    CHECK(st.calls[OBJSTORE_OP_PUT] == 2 && st.errors[OBJSTORE_OP_PUT] == 0);
+    objstore_close(s);
+
+    /* A lost reply: the object is created, the caller told it failed; its
+     * retry then meets its own object (what callers compare for). */
+    s = open_fault("put-error-after=1", &in);
+    CHECK_ERR(objstore_create(s, "c/lost", "mine", 4), OBJSTORE_ESERVER);
+    CHECK_ERR(objstore_get(in, "c/lost", 10, &b), 0);
+    CHECK(b.len == 4 && memcmp(b.data, "mine", 4) == 0);
+    CHECK_ERR(objstore_create(s, "c/lost", "mine", 4), EEXIST);
+    objstore_close(s);
+
+    /* An error before: nothing created. */
+    s = open_fault("put-error=1", &in);
+    CHECK_ERR(objstore_create(s, "c/never", "x", 1), OBJSTORE_ESERVER);
+    CHECK_ERR(objstore_get(in, "c/never", 10, &b), ENOENT);
+    objstore_close(s);
+    objstore_buf_free(&b);
+}
+
 static void fill_pattern(unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -702,6 +734,7 @@ int main(void)
         {"parse_errors", test_parse_errors},
         {"error_rate", test_error_rate},
         {"errno_and_after", test_errno_and_after},
+        {"create", test_create},
         {"damage", test_damage},
         {"hang", test_hang},
         {"delete_many", test_delete_many},

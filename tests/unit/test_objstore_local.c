@@ -583,6 +583,85 @@ static void test_concurrent_puts(void)
     objstore_close(s);
 }
 
+/* ------------------------------------------------------------- create */
+
+struct create_ctx {
+    struct objstore *s;
+    unsigned id;
+    atomic_uint *won;
+    int err;
+};
+
+static void *creator(void *arg)
+{
+    struct create_ctx *c = arg;
+    char val[32];
+    snprintf(val, sizeof val, "writer %u", c->id);
+    c->err = objstore_create(c->s, "race/epochs/0000000000000007", val, strlen(val));
+    if (c->err == 0)
+        atomic_fetch_add(c->won, 1);
+    return NULL;
+}
+
+/* create refuses an existing key and leaves it alone; of writers racing for
+ * one key exactly one wins, and the object is the winner's. */
+static void test_create(void)
+{
+    char root[600];
+    fresh_dir("create", root, sizeof root);
+    struct objstore *s = open_store(root);
+    struct objstore_buf b = OBJSTORE_BUF_INIT;
+    CHECK_ERR(objstore_create(s, "v/epochs/01", "first", 5), 0);
+    cap_reset();
+    CHECK_ERR(objstore_create(s, "v/epochs/01", "second", 6), EEXIST);
+    CHECK(logcap.n[OBJSTORE_LOG_ERROR] == 0 && logcap.n[OBJSTORE_LOG_WARN] == 0);
+    CHECK_ERR(objstore_get(s, "v/epochs/01", 100, &b), 0);
+    CHECK(b.len == 5 && memcmp(b.data, "first", 5) == 0);
+    CHECK(count_tmp_files(root) == 0);
+    /* Deleted, the key can be created again; put still replaces. */
+    CHECK_ERR(objstore_delete(s, "v/epochs/01"), 0);
+    CHECK_ERR(objstore_create(s, "v/epochs/01", "third", 5), 0);
+    CHECK_ERR(objstore_put(s, "v/epochs/01", "fourth", 6), 0);
+    CHECK_ERR(objstore_get(s, "v/epochs/01", 100, &b), 0);
+    CHECK(b.len == 6 && memcmp(b.data, "fourth", 6) == 0);
+    CHECK_ERR(objstore_create(s, "v/bad//key", "x", 1), EINVAL);
+
+    enum { T = 8 };
+    for (unsigned round = 0; round < 20; round++) {
+        atomic_uint won = 0;
+        pthread_t th[T];
+        struct create_ctx ctx[T];
+        for (unsigned t = 0; t < T; t++) {
+            ctx[t] = (struct create_ctx){s, t, &won, 0};
+            CHECK(pthread_create(&th[t], NULL, creator, &ctx[t]) == 0);
+        }
+        for (unsigned t = 0; t < T; t++)
+            pthread_join(th[t], NULL);
+        CHECK(won == 1);
+        unsigned winner = T;
+        for (unsigned t = 0; t < T; t++) {
+            CHECK(ctx[t].err == 0 || ctx[t].err == EEXIST);
+            if (ctx[t].err == 0)
+                winner = t;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "writer %u", winner);
+        CHECK_ERR(objstore_get(s, "race/epochs/0000000000000007", 100, &b), 0);
+        CHECK(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0);
+        CHECK_ERR(objstore_delete(s, "race/epochs/0000000000000007"), 0);
+    }
+    CHECK(count_tmp_files(root) == 0);
+    objstore_buf_free(&b);
+    objstore_close(s);
+
+    /* A read-only store refuses creates as it refuses puts. */
+    struct objstore_local_config cfg = {.root = root, .read_only = true, .log = cap_log,
+                                        .log_opaque = &logcap};
+    CHECK_ERR(objstore_local_open(&cfg, &s), 0);
+    CHECK_ERR(objstore_create(s, "v/epochs/02", "x", 1), EROFS);
+    objstore_close(s);
+}
+
 /* ---------------------------------------------------------- size limits */
 
 static void test_max_size(void)
@@ -828,6 +907,7 @@ int main(void)
         {"pagination", test_pagination},
         {"atomic_replace", test_atomic_replace},
         {"concurrent_puts", test_concurrent_puts},
+        {"create", test_create},
         {"max_size", test_max_size},
         {"collisions", test_collisions},
         {"stale_tmp", test_stale_tmp},

@@ -65,6 +65,9 @@ int main(void)
     CHECK(map(405, "MethodNotAllowed") == EPERM);
     CHECK(map(409, "BucketAlreadyExists") == EEXIST);
     CHECK(map(409, "OperationAborted") == EAGAIN);
+    CHECK(map(409, "ConditionalRequestConflict") == EAGAIN);
+    CHECK(map(412, "PreconditionFailed") == EEXIST);
+    CHECK(map(412, "") == EEXIST);
     CHECK(map(416, "InvalidRange") == EINVAL);
     CHECK(map(418, "") == EINVAL);
     CHECK(map(100, "") == EPROTO);
