@@ -72,6 +72,13 @@ void seal_hdr_encode(const struct seal_hdr *hdr, uint8_t out[SEAL_HDR_SIZE])
     memcpy(out + OFF_IV, hdr->iv, SEAL_IV_SIZE);
 }
 
+bool seal_kind_known(unsigned kind)
+{
+    /* A delta (5) is reserved in the format but has no defined payload yet. */
+    return (kind >= SEAL_KIND_CHUNK && kind <= SEAL_KIND_CHECKPOINT) || kind == SEAL_KIND_LEASE ||
+           kind == SEAL_KIND_MARK;
+}
+
 int seal_peek(const void *obj, size_t obj_len, struct seal_hdr *hdr)
 {
     if (!obj || !hdr)
@@ -100,7 +107,7 @@ int seal_peek(const void *obj, size_t obj_len, struct seal_hdr *hdr)
     h.stored_len = (uint32_t)get_le(p + OFF_STORED, 4);
     memcpy(h.iv, p + OFF_IV, SEAL_IV_SIZE);
 
-    if (h.kind < SEAL_KIND_CHUNK || h.kind > SEAL_KIND_CHECKPOINT)
+    if (!seal_kind_known(h.kind))
         return EPROTO;
     if (h.comp != SEAL_COMP_NONE && h.comp != SEAL_COMP_ZSTD)
         return EPROTO;

@@ -95,8 +95,7 @@ int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct
     int err = seal_params_check(p, NULL, 0);
     if (err)
         return err;
-    /* A delta (5) is reserved in the format but has no defined payload yet. */
-    if (id->kind < SEAL_KIND_CHUNK || id->kind > SEAL_KIND_CHECKPOINT)
+    if (!seal_kind_known(id->kind))
         return EINVAL;
     size_t need = seal_bound(plain_len);
     if (need == 0)

@@ -96,7 +96,14 @@ enum seal_kind {
     SEAL_KIND_EPOCH = 3,      /* an epoch commit record; index = epoch */
     SEAL_KIND_CHECKPOINT = 4, /* a chunk map at an epoch; index = epoch */
     SEAL_KIND_DELTA = 5,      /* reserved for a delta chunk: rejected by this version */
+    SEAL_KIND_LEASE = 6,      /* who may write the volume (index 0), or a reader's
+                               * pin on an epoch (index 1) */
+    SEAL_KIND_MARK = 7,       /* a machine's rollback high-water mark: a local
+                               * file beside the key, never in the store */
 };
+
+/* True for the kinds this version seals and opens (not the reserved 5). */
+bool seal_kind_known(unsigned kind);
 
 enum seal_comp { SEAL_COMP_NONE = 0, SEAL_COMP_ZSTD = 1 };
 enum seal_cipher { SEAL_CIPHER_NONE = 0, SEAL_CIPHER_AES256CTR = 1 };
@@ -211,7 +218,7 @@ size_t seal_bound(uint32_t plain_len);
  * none. plain_len 0 is allowed and gives an object with an empty payload.
  * With the AES cipher every call draws a fresh random IV, so sealing the
  * same data twice gives different objects.
- * Errors: EINVAL (bad params, kind not 1-4, plain_len above SEAL_MAX_PLAIN,
+ * Errors: EINVAL (bad params, kind not known, plain_len above SEAL_MAX_PLAIN,
  * NULL pointer), ENOBUFS (out_cap too small), ENOMEM, EIO. */
 int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct seal_params *p,
                 const struct seal_id *id, const void *plain, uint32_t plain_len, void *out,
