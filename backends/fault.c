@@ -12,6 +12,7 @@
 #include "objstore.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -123,13 +124,35 @@ static void sleep_ns(uint64_t ns)
         ;
 }
 
+/* Does key suffer faults (cfg.match)? Called with mu held. */
+static bool fault_matches(const struct fault *f, const char *key)
+{
+    const char *m = f->cfg.match;
+    if (!m[0])
+        return true;
+    char glob[sizeof f->cfg.match];
+    while (*m) {
+        size_t n = strcspn(m, "+");
+        memcpy(glob, m, n);
+        glob[n] = '\0';
+        if (fnmatch(glob, key, 0) == 0)
+            return true;
+        m += n + (m[n] == '+');
+    }
+    return false;
+}
+
 /* Count the call and decide what happens to it. */
-static void fault_plan(struct fault *f, enum objstore_op op, struct plan *p)
+static void fault_plan(struct fault *f, enum objstore_op op, const char *key, struct plan *p)
 {
     memset(p, 0, sizeof *p);
     pthread_mutex_lock(&f->mu);
     const struct objstore_fault_op *o = &f->cfg.op[op];
     f->st.calls[op]++;
+    if (!fault_matches(f, key)) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
     if (f->cfg.hang_ops & (1u << op)) {
         if (f->hang_seen >= f->cfg.hang_after) {
             /* Counted and generation taken now, under the same lock as the
@@ -254,7 +277,7 @@ static int fault_write(struct objstore *s, const char *key, const void *buf, siz
 {
     struct fault *f = s->priv;
     struct plan p;
-    fault_plan(f, OBJSTORE_OP_PUT, &p);
+    fault_plan(f, OBJSTORE_OP_PUT, key, &p);
     int err = fault_enter(f, OBJSTORE_OP_PUT, key, &p);
     if (err)
         return err;
@@ -268,7 +291,15 @@ static int fault_write(struct objstore *s, const char *key, const void *buf, siz
         len = fault_damage(f, OBJSTORE_OP_PUT, key, &p, copy, len);
         buf = copy;
     }
-    err = create ? objstore_create(f->inner, key, buf, len) : objstore_put(f->inner, key, buf, len);
+    pthread_mutex_lock(&f->mu);
+    enum objstore_fault_create how = f->cfg.create;
+    pthread_mutex_unlock(&f->mu);
+    if (create && how == OBJSTORE_CREATE_NONE)
+        err = ENOTSUP;
+    else if (create && how == OBJSTORE_CREATE_PASS)
+        err = objstore_create(f->inner, key, buf, len);
+    else
+        err = objstore_put(f->inner, key, buf, len);
     free(copy);
     return fault_leave(f, OBJSTORE_OP_PUT, key, &p, err);
 }
@@ -287,7 +318,7 @@ static int fault_get(struct objstore *s, const char *key, size_t max, struct obj
 {
     struct fault *f = s->priv;
     struct plan p;
-    fault_plan(f, OBJSTORE_OP_GET, &p);
+    fault_plan(f, OBJSTORE_OP_GET, key, &p);
     int err = fault_enter(f, OBJSTORE_OP_GET, key, &p);
     if (err)
         return err;
@@ -302,7 +333,7 @@ static int fault_get_range(struct objstore *s, const char *key, uint64_t off, si
 {
     struct fault *f = s->priv;
     struct plan p;
-    fault_plan(f, OBJSTORE_OP_RANGE, &p);
+    fault_plan(f, OBJSTORE_OP_RANGE, key, &p);
     int err = fault_enter(f, OBJSTORE_OP_RANGE, key, &p);
     if (err)
         return err;
@@ -316,7 +347,7 @@ static int fault_head(struct objstore *s, const char *key, uint64_t *size)
 {
     struct fault *f = s->priv;
     struct plan p;
-    fault_plan(f, OBJSTORE_OP_HEAD, &p);
+    fault_plan(f, OBJSTORE_OP_HEAD, key, &p);
     int err = fault_enter(f, OBJSTORE_OP_HEAD, key, &p);
     if (err)
         return err;
@@ -328,7 +359,7 @@ static int fault_del(struct objstore *s, const char *key)
 {
     struct fault *f = s->priv;
     struct plan p;
-    fault_plan(f, OBJSTORE_OP_DELETE, &p);
+    fault_plan(f, OBJSTORE_OP_DELETE, key, &p);
     int err = fault_enter(f, OBJSTORE_OP_DELETE, key, &p);
     if (err)
         return err;
@@ -347,7 +378,7 @@ static int fault_del_many(struct objstore *s, const char *const *keys, size_t n)
     struct plan p;
     char what[OBJSTORE_KEY_MAX + 64];
     snprintf(what, sizeof what, "%s (%s%zu keys)", keys[0], n > 1 ? "first of " : "", n);
-    fault_plan(f, OBJSTORE_OP_DELETE, &p);
+    fault_plan(f, OBJSTORE_OP_DELETE, keys[0], &p);
     int err = fault_enter(f, OBJSTORE_OP_DELETE, what, &p);
     if (err)
         return err;
@@ -360,7 +391,7 @@ static int fault_list(struct objstore *s, const char *prefix, const char *after,
 {
     struct fault *f = s->priv;
     struct plan p;
-    fault_plan(f, OBJSTORE_OP_LIST, &p);
+    fault_plan(f, OBJSTORE_OP_LIST, prefix ? prefix : "", &p);
     int err = fault_enter(f, OBJSTORE_OP_LIST, prefix, &p);
     if (err)
         return err;
@@ -718,6 +749,24 @@ static int parse_item(struct parse *ps, char *key, char *val, struct objstore_fa
         return parse_count(ps, val, &cfg->hang_after);
     if (!strcmp(key, "hang-for"))
         return parse_duration(ps, val, strlen(val), &cfg->hang_for_ns);
+    if (!strcmp(key, "create")) {
+        if (!strcmp(val, "pass"))
+            cfg->create = OBJSTORE_CREATE_PASS;
+        else if (!strcmp(val, "none"))
+            cfg->create = OBJSTORE_CREATE_NONE;
+        else if (!strcmp(val, "ignored"))
+            cfg->create = OBJSTORE_CREATE_IGNORED;
+        else
+            return parse_fail(ps, "create=%s: expected pass, none or ignored", val);
+        return 0;
+    }
+    if (!strcmp(key, "match")) {
+        if (!val[0] || strlen(val) >= sizeof cfg->match)
+            return parse_fail(ps, "match=%s: one or more globs joined by '+', at most %zu "
+                              "characters", val, sizeof cfg->match - 1);
+        snprintf(cfg->match, sizeof cfg->match, "%s", val);
+        return 0;
+    }
 
     int op = -1;
     const char *kname = key;
@@ -732,7 +781,7 @@ static int parse_item(struct parse *ps, char *key, char *val, struct objstore_fa
         return parse_fail(ps,
                           "unknown key \"%s\" (expected [op-]error, [op-]error-after, "
                           "[op-]errno, [op-]corrupt, [op-]truncate, [op-]latency, hang, "
-                          "hang-after, hang-for, seed)",
+                          "hang-after, hang-for, seed, match, create)",
                           key);
     }
     unsigned mask;

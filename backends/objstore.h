@@ -357,6 +357,15 @@ struct objstore_fault_config {
                             * else hang that long, then proceed */
     uint64_t seed;         /* random source; the same seed and the same
                             * sequence of calls give the same faults */
+    enum objstore_fault_create {
+        OBJSTORE_CREATE_PASS = 0, /* create goes to the inner store's create */
+        OBJSTORE_CREATE_NONE,     /* the store has no conditional create: ENOTSUP */
+        OBJSTORE_CREATE_IGNORED,  /* the store ignores the condition: a put */
+    } create;
+    char match[256];       /* "" (every key) or globs separated by '+'
+                            * (fnmatch; a star also matches slashes): only calls on a
+                            * matching key (the prefix, for list) suffer
+                            * faults; the others are only counted */
 };
 
 /* Parse a fault spec into *cfg (which is reset first). On error, returns
@@ -369,7 +378,8 @@ struct objstore_fault_config {
  *   spec     = "" | item *( "," item )
  *   item     = [ op "-" ] fault "=" value
  *            | "hang=" ops | "hang-after=" count | "hang-for=" duration
- *            | "seed=" count
+ *            | "seed=" count | "match=" glob *( "+" glob )
+ *            | "create=" ( "pass" | "none" | "ignored" )
  *   op       = "put" | "get" | "range" | "head" | "delete" | "list"
  *   ops      = "all" | "none" | op *( "+" op )
  *   fault    = "error" | "error-after"      value: probability
@@ -387,6 +397,12 @@ struct objstore_fault_config {
  * operation; corrupt and truncate apply to get and range (the reads: to
  * damage what is stored, say put-corrupt / put-truncate explicitly).
  * corrupt and truncate exist only for put, get and range.
+ *
+ * create= makes the wrapped store one without conditional creates (none:
+ * ENOTSUP) or one that takes If-None-Match for a plain put (ignored), as
+ * old S3 implementations do: what a writer's probe must detect.
+ * match= limits every fault to keys matching one of its globs, e.g.
+ * "put-error=1,match=vol/chunks/?*": chunk uploads fail, the rest works.
  *
  * Example: "put-error=0.5,get-corrupt=0.1,latency=20ms,hang=put,seed=42". */
 int objstore_fault_parse(const char *spec, struct objstore_fault_config *cfg, char *err,

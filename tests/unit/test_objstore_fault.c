@@ -337,12 +337,47 @@ static void test_create(void)
     CHECK_ERR(objstore_create(s, "c/lost", "mine", 4), EEXIST);
     objstore_close(s);
 
+    /* A store without conditional creates, and one that ignores them. */
+    s = open_fault("create=none", &in);
+    CHECK_ERR(objstore_create(s, "c/none", "x", 1), ENOTSUP);
+    CHECK_ERR(objstore_get(in, "c/none", 10, &b), ENOENT);
+    objstore_close(s);
+    s = open_fault("create=ignored", &in);
+    CHECK_ERR(objstore_create(s, "c/rec", "over", 4), 0);
+    CHECK_ERR(objstore_get(in, "c/rec", 10, &b), 0);
+    CHECK(b.len == 4 && memcmp(b.data, "over", 4) == 0);
+    objstore_close(s);
+    struct objstore_fault_config cfg;
+    CHECK_ERR(objstore_fault_parse("create=maybe", &cfg, NULL, 0), EINVAL);
+
     /* An error before: nothing created. */
     s = open_fault("put-error=1", &in);
     CHECK_ERR(objstore_create(s, "c/never", "x", 1), OBJSTORE_ESERVER);
     CHECK_ERR(objstore_get(in, "c/never", 10, &b), ENOENT);
     objstore_close(s);
     objstore_buf_free(&b);
+}
+
+/* match= limits faults to some keys; the others pass, counted. */
+static void test_match(void)
+{
+    struct objstore *in, *s = open_fault("put-error=1,match=v/chunks/*+v/epochs/0*", &in);
+    CHECK_ERR(objstore_put(s, "v/chunks/0001-0002", "x", 1), OBJSTORE_ESERVER);
+    CHECK_ERR(objstore_put(s, "v/epochs/00000001", "x", 1), OBJSTORE_ESERVER);
+    CHECK_ERR(objstore_create(s, "v/epochs/00000002", "x", 1), OBJSTORE_ESERVER);
+    CHECK_ERR(objstore_put(s, "v/lease", "x", 1), 0);
+    CHECK_ERR(objstore_put(s, "v/epochs/10000001", "x", 1), 0);
+    CHECK_ERR(objstore_put(s, "w/chunks/0001-0002", "x", 1), 0);
+    struct objstore_fault_stats st;
+    CHECK_ERR(objstore_fault_stats(s, &st), 0);
+    CHECK(st.calls[OBJSTORE_OP_PUT] == 6 && st.errors[OBJSTORE_OP_PUT] == 3);
+    objstore_close(s);
+    struct objstore_fault_config cfg;
+    char msg[200];
+    CHECK_ERR(objstore_fault_parse("match=", &cfg, msg, sizeof msg), EINVAL);
+    CHECK(strstr(msg, "match"));
+    CHECK_ERR(objstore_fault_parse("put-error=1,match=a*+b", &cfg, msg, sizeof msg), 0);
+    CHECK(strcmp(cfg.match, "a*+b") == 0);
 }
 
 static void fill_pattern(unsigned char *p, size_t n)
@@ -735,6 +770,7 @@ int main(void)
         {"error_rate", test_error_rate},
         {"errno_and_after", test_errno_and_after},
         {"create", test_create},
+        {"match", test_match},
         {"damage", test_damage},
         {"hang", test_hang},
         {"delete_many", test_delete_many},
