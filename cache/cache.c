@@ -8,12 +8,20 @@
  * The store is then read (checkpoint + epoch records) and the local index
  * brought up to it: an epoch that committed in the store just before the
  * crash updates the generations, and its chunks, still dirty locally, are
- * simply uploaded again. */
+ * simply uploaded again.
+ *
+ * The order of an open: the superblock (the key checked); the lease, read
+ * only, so a refused start writes nothing; the local lock and index; the
+ * store's map, checked against this machine's rollback mark and against
+ * the local changes (made under an older writer, they are not uploaded over
+ * a newer one's); then, for writing, the takeover (lease.c); then the local
+ * index brought up to the map and garbage removed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,9 +89,10 @@ static int alloc_state(struct cache *c)
     return 0;
 }
 
-/* Bring the chunk map in line with the store's committed map. */
-static int reconcile(struct cache *c, const struct remote_state *rs, bool fresh,
-                     uint64_t local_epoch)
+/* Before anything is written: is the store's map one this machine can go
+ * on from? */
+static int check_remote(struct cache *c, const struct remote_state *rs, bool fresh,
+                        uint64_t local_epoch)
 {
     if (!fresh && rs->epoch < local_epoch) {
         cache_log(c, USBD_LOG_ERROR, "the store has volume '%s' at epoch %llu but this machine "
@@ -92,21 +101,55 @@ static int reconcile(struct cache *c, const struct remote_state *rs, bool fresh,
                   (unsigned long long)local_epoch);
         return EBADMSG;
     }
+    if (c->mark.valid && (rs->epoch < c->mark.epoch || rs->token < c->mark.token)) {
+        if (!c->cfg.accept_rollback) {
+            cache_log(c, USBD_LOG_ERROR, "the store has volume '%s' at epoch %llu (token %llu) but "
+                      "this machine has seen epoch %llu (token %llu): the store lost or rolled "
+                      "back its newest records, or its listing is stale. Nothing was changed; if "
+                      "the store was restored from a backup on purpose, start with "
+                      "-accept-rollback", c->cfg.volume, (unsigned long long)rs->epoch,
+                      (unsigned long long)rs->token, (unsigned long long)c->mark.epoch,
+                      (unsigned long long)c->mark.token);
+            return EBADMSG;
+        }
+        cache_log(c, USBD_LOG_WARN, "volume '%s': opening epoch %llu although this machine has "
+                  "seen epoch %llu (-accept-rollback)", c->cfg.volume,
+                  (unsigned long long)rs->epoch, (unsigned long long)c->mark.epoch);
+    }
+    return 0;
+}
+
+/* Local changes not in the store, made by a run whose token is older than
+ * the store's newest (another writer took over since, maybe fencing this
+ * board): uploading them would lay one history over another. */
+static bool stale_changes(const struct cache *c, const struct remote_state *rs, bool fresh)
+{
+    if (fresh || !c->live_dirty)
+        return false;
+    return rs->token > c->local_token ||
+           (rs->token == c->local_token && memcmp(rs->owner, c->local_owner, 16) != 0);
+}
+
+/* Bring the chunk map in line with the store's committed map. */
+static void reconcile(struct cache *c, const struct remote_state *rs)
+{
     for (uint64_t i = 0; i < c->nchunks; i++) {
         struct chunk *k = &c->chunks[i];
-        if (k->gen == rs->gen[i])
+        if (k->gen == rs->gen[i]) {
+            if (memcmp(k->tag, rs->tag[i], TAG_SIZE) != 0) {
+                memcpy(k->tag, rs->tag[i], TAG_SIZE); /* learnt from a newer record */
+                mark_index_dirty(c, (uint32_t)i);
+            }
             continue;
+        }
         k->gen = rs->gen[i];
+        memcpy(k->tag, rs->tag[i], TAG_SIZE);
         if (k->cslot != SLOT_NONE) { /* holds an older generation */
             slot_release(c, k->cslot);
             k->cslot = SLOT_NONE;
         }
         mark_index_dirty(c, (uint32_t)i);
     }
-    c->committed_epoch = rs->epoch;
-    c->checkpoint_epoch = rs->checkpoint;
-    c->next_epoch = rs->epoch + 1;
-    return 0;
 }
 
 /* Free slots = slots no chunk uses; every used slot used once. */
@@ -154,6 +197,7 @@ static void cache_free(struct cache *c)
     free(c->free_slots.v);
     free(c->pending_free.v);
     free(c->freeing.v);
+    free(c->retired);
     free(c->vol_dir);
     seal_keys_wipe(&c->keys);
     seal_wipe(c->cfg.master_key, sizeof c->cfg.master_key);
@@ -171,21 +215,59 @@ static int open_local(struct cache *c)
     bool fresh = false;
     if (!err)
         err = index_open(c, &fresh);
-    struct remote_state rs = {.gen = calloc(c->nchunks, sizeof *rs.gen)};
-    if (!err && !rs.gen)
+    struct remote_state rs = {.gen = calloc(c->nchunks, sizeof *rs.gen),
+                              .tag = calloc(c->nchunks, TAG_SIZE)};
+    if (!err && (!rs.gen || !rs.tag))
         err = ENOMEM;
     if (!err)
-        err = volume_load_remote(c, &rs);
+        err = records_load(c, &rs);
     uint64_t local_epoch = 0;
     if (!err && !fresh)
         err = index_load(c, &local_epoch);
     if (!err)
-        err = reconcile(c, &rs, fresh, local_epoch);
+        err = check_remote(c, &rs, fresh, local_epoch);
+    bool stale = !err && stale_changes(c, &rs, fresh);
+    if (stale && !c->cfg.read_only) {
+        cache_log(c, USBD_LOG_ERROR, "local state %s holds %llu chunks changed on this board that "
+                  "are not in the store, but another writer (token %llu) has written volume '%s' "
+                  "since (this board's token %llu): uploading them would mix two histories. They "
+                  "are kept: move %s aside to start from the store (serve it with -readonly to "
+                  "copy them out)", c->vol_dir, (unsigned long long)c->live_dirty,
+                  (unsigned long long)rs.token, c->cfg.volume, (unsigned long long)c->local_token,
+                  c->vol_dir);
+        err = ESTALE;
+    }
+    if (!err && !c->cfg.read_only)
+        err = lease_take(c, &rs);
+    if (!err && stale) {
+        /* -readonly over changes made under an older writer: this board's
+         * own view as it stopped, for copying data out. */
+        cache_log(c, USBD_LOG_WARN, "serving this board's own view of volume '%s' as of epoch "
+                  "%llu with its %llu unsaved chunks, read-only (the store has epoch %llu by "
+                  "another writer); chunks not cached here may fail to read", c->cfg.volume,
+                  (unsigned long long)local_epoch, (unsigned long long)c->live_dirty,
+                  (unsigned long long)rs.epoch);
+        rs.epoch = local_epoch;
+    } else if (!err) {
+        reconcile(c, &rs);
+    }
+    if (!err) {
+        c->committed_epoch = rs.epoch;
+        c->checkpoint_epoch = rs.checkpoint;
+        c->next_epoch = rs.epoch + 1;
+        if (rs.epoch > c->mark.epoch)
+            c->mark.epoch = rs.epoch;
+        if (rs.token > c->mark.token)
+            c->mark.token = rs.token;
+        c->mark.valid = true;
+        err = mark_save(c);
+    }
     if (!err && fresh)
         err = index_init_meta(c);
-    if (!err)
+    if (!err && !c->cfg.read_only)
         volume_collect_garbage(c, rs.gen);
     free(rs.gen);
+    free(rs.tag);
     if (!err)
         err = slots_open(c);
     if (!err)
@@ -236,9 +318,18 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
         err = ENOMEM;
     if (!err)
         snprintf(c->vol_dir, dl, "%s/%s", cfg->state_dir, cfg->volume);
-    /* The key is checked before anything is created or written. */
+    if (!err && getrandom(c->owner, sizeof c->owner, 0) != sizeof c->owner)
+        err = EIO;
+    /* The key is checked before anything is created or written; a start
+     * refused by another writer's lease writes nothing either. */
     if (!err)
         err = volume_open_superblock(c);
+    if (!err)
+        mark_load(c);
+    if (!err && !c->cfg.read_only)
+        err = lease_check(c);
+    if (!err && c->cfg.read_only)
+        lease_pin(c, 0);
     if (!err)
         err = make_dir(c, cfg->state_dir, 0755);
     if (!err)
@@ -266,7 +357,14 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
     }
     if (!err)
         err = flusher_start(c);
+    if (!err && c->cfg.read_only)
+        lease_pin(c, c->committed_epoch);
+    if (!err)
+        err = lease_start(c);
     if (err) {
+        if (c->flusher_started)
+            flusher_stop(c);
+        lease_stop(c, c->cfg.read_only); /* a reader's pin goes; a writer's lease expires */
         cache_free(c);
         return err;
     }
@@ -276,7 +374,7 @@ int cache_open(const struct cache_config *cfg, struct objstore *store, struct ca
               "(%llu in use), %llu chunks to upload", c->cfg.volume, (unsigned long long)c->nchunks,
               c->chunk_size >> 10, (unsigned long long)c->committed_epoch, c->nslots,
               (unsigned long long)(c->nslots - c->free_slots.n), (unsigned long long)dirty);
-    if (dirty)
+    if (dirty && !c->cfg.read_only)
         cache_flush_soon(c);
     *out = c;
     return 0;
@@ -320,6 +418,14 @@ void cache_abandon(struct cache *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+bool cache_read_only_now(struct cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool ro = c->fenced || c->local_err;
+    pthread_mutex_unlock(&c->lock);
+    return ro;
+}
+
 uint64_t cache_dirty_bytes(struct cache *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -335,11 +441,14 @@ int cache_close(struct cache *c)
     readahead_stop(c);
     flusher_stop(c);
     uint64_t dirty = cache_dirty_bytes(c);
-    if (dirty)
+    if (dirty && !cache_read_only_now(c) && !c->cfg.read_only)
         cache_log(c, USBD_LOG_INFO, "flushing %.1f MiB to the store before exit",
                   dirty / 1048576.0);
-    int err = flusher_drain(c);
+    int err = c->cfg.read_only ? 0 : flusher_drain(c);
     int perr = index_persist(c);
+    /* Released only with everything in the store: a lease left to expire
+     * says that this board stopped with changes of its own. */
+    lease_stop(c, !err && !perr);
     if (err) {
         cache_log(c, USBD_LOG_WARN, "stopped with %.1f MiB not in the store (%s): it is kept in %s "
                   "and uploaded at the next start", cache_dirty_bytes(c) / 1048576.0,

@@ -7,7 +7,7 @@
  * an LMDB environment. Writes go to the local cache; a flusher periodically
  * freezes the dirty chunks as one epoch, seals and uploads them in parallel,
  * and commits the epoch with one record, so the store always holds the
- * device as of some epoch boundary (DESIGN.md, invariant 2).
+ *  device as of some epoch boundary (docs/design.md, invariant 2).
  *
  * Error convention: 0 or a positive errno value; every failure a user must
  * act on is logged once, as one line, through the configured sink.
@@ -37,6 +37,14 @@ struct cache_config {
     struct seal_params seal;/* compression and cipher for new objects */
     uint8_t master_key[SEAL_KEY_SIZE];
     bool sync_remote;       /* FLUSH also waits for the epoch to be in the store */
+    bool read_only;         /* serve the last committed epoch: no lease, nothing
+                             * written to the store but this reader's pin */
+    bool takeover;          /* take the volume over although another owner's
+                             * lease is live (that writer is fenced) */
+    bool accept_rollback;   /* open a store older than this machine has seen */
+    uint64_t lease_ms;      /* the lease's time-to-live; 0 = 60 s; renewed every
+                             * third of it */
+    int (*sync_fd)(int fd); /* tests: replaces fdatasync of the slot file */
     usbd_log_fn log;        /* NULL: stderr */
     void *log_opaque;
     enum usbd_log_level log_level;
@@ -48,9 +56,16 @@ struct cache;
  * is given), lock and open its local state (creating it, or rebuilding it
  * from the store alone when the state directory is empty), check the key
  * against the superblock before anything is written, and start the flusher.
- * Errors: EACCES (wrong key), EBUSY (state in use by another process),
- * EINVAL (size/chunk size mismatch, bad config), ENOENT (no volume and no
- * size), EBADMSG/EPROTO (store or local state damaged), errno of I/O; each
+ * One writer per volume: unless read_only, the open takes the volume's lease
+ * (refused while another owner's is live, unless takeover) and commits a
+ * takeover record that fences any earlier writer; a writer that finds
+ * itself fenced later stops taking writes (EROFS) and uploads nothing more,
+ * keeping its changes in its state directory.
+ * Errors: EACCES (wrong key), EBUSY (state in use by another process, or
+ * the volume by another writer), EINVAL (size/chunk size mismatch, bad
+ * config), ENOENT (no volume and no size), EBADMSG/EPROTO (store or local
+ * state damaged, or the store older than this machine has seen), ESTALE
+ * (local changes made before another writer took over), errno of I/O; each
  * logged as one line. */
 int cache_open(const struct cache_config *cfg, struct objstore *store, struct cache **out);
 
@@ -76,6 +91,10 @@ void cache_abandon(struct cache *c);
 
 /* Bytes not yet committed to the store (dirty + uploading). */
 uint64_t cache_dirty_bytes(struct cache *c);
+
+/* True once this writer was fenced by another or a local sync failed:
+ * clients get EROFS on writes from then on. */
+bool cache_read_only_now(struct cache *c);
 
 /* Flush everything to the store and commit it (logging progress every few
  * seconds), persist the local state, stop the flusher and free c. Returns 0

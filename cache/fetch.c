@@ -15,7 +15,7 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, uint32_t slot)
+int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, const uint8_t *tag, uint32_t slot)
 {
     char key[KEY_LEN];
     key_chunk(c, index, gen, key, sizeof key);
@@ -35,7 +35,7 @@ int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, uint32_t slot)
         err = objstore_get(c->store, key, seal_bound(c->chunk_size), &obj);
         if (!err || !objstore_err_retriable(err) || attempt == FETCH_ATTEMPTS)
             break;
-        cache_log(c, USBD_LOG_WARN, "chunk 0x%llx gen %llu: fetch failed: %s (retry %d/%d in %ums)",
+        cache_log(c, USBD_LOG_WARN, "chunk 0x%llx gen %llx: fetch failed: %s (retry %d/%d in %ums)",
                   (unsigned long long)index, (unsigned long long)gen, strerror(err), attempt,
                   FETCH_ATTEMPTS - 1, backoff);
         sleep_ms(backoff);
@@ -47,9 +47,20 @@ int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, uint32_t slot)
         err = seal_open(sc, &c->keys, &id, obj.data, obj.len, plain, c->chunk_size, &n);
         if (!err && n != c->chunk_size)
             err = EPROTO;
-        if (err) {
+        /* Authentic and in the right place, but is it the object the map
+         * committed? A never-committed upload or an older copy under the
+         * same key has another tag. */
+        static const uint8_t unknown[TAG_SIZE];
+        if (!err && tag && memcmp(tag, unknown, TAG_SIZE) != 0 &&
+            memcmp((const uint8_t *)obj.data + obj.len - SEAL_MAC_SIZE, tag, TAG_SIZE) != 0) {
+            cache_log(c, USBD_LOG_ERROR, "chunk 0x%llx gen %llx: the object in the store is not the "
+                      "one its epoch committed (a replaced or never-committed object): reads of it "
+                      "get EIO", (unsigned long long)index, (unsigned long long)gen);
+            memset(plain, 0, c->chunk_size);
+            err = EIO;
+        } else if (err) {
             cache_log(c, USBD_LOG_ERROR,
-                      "chunk 0x%llx gen %llu: object in the store fails %s (%s): reads of it get EIO",
+                      "chunk 0x%llx gen %llx: object in the store fails %s (%s): reads of it get EIO",
                       (unsigned long long)index, (unsigned long long)gen,
                       err == EBADMSG ? "authentication: damaged, swapped or replayed"
                                      : "to parse: damaged or truncated",
@@ -57,7 +68,7 @@ int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, uint32_t slot)
             err = EIO;
         }
     } else {
-        cache_log(c, USBD_LOG_ERROR, "chunk 0x%llx gen %llu: cannot fetch %s: %s (EIO to the client)",
+        cache_log(c, USBD_LOG_ERROR, "chunk 0x%llx gen %llx: cannot fetch %s: %s (EIO to the client)",
                   (unsigned long long)index, (unsigned long long)gen, key,
                   err == ENOENT ? "object missing from the store" : strerror(err));
         err = EIO;

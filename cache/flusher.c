@@ -1,17 +1,23 @@
 /* flusher.c - epochs: freeze the dirty chunks, upload them, commit.
  *
  * 1. Freeze (under the freeze barrier, so no write is half-applied): every
- *    live chunk state becomes the frozen state of epoch e. Writes after this
- *    copy the frozen slot to a new live slot (copy on write), so what epoch e
- *    uploads is exactly the device at the freeze.
- * 2. Upload: flush_workers threads seal each frozen chunk as generation e
+ *    live chunk state becomes the frozen state of epoch e, with a new
+ *    generation g = token << 32 | seq (seq grows at every freeze and is
+ *    never given back, so no two uploads ever share a key). Writes after
+ *    this copy the frozen slot to a new live slot (copy on write), so what
+ *    epoch e uploads is exactly the device at the freeze.
+ * 2. Upload: flush_workers threads seal each frozen chunk as generation g
  *    and put it, retrying with backoff; an all-zero chunk is not uploaded.
- * 3. Commit: put the epoch record. Only now does the store's map change: a
- *    crash before this leaves the previous epoch intact (the new objects are
- *    garbage, removed at the next open).
- * 4. Locally: frozen slots become clean slots of generation e; persisted.
- * 5. Retire superseded generations; every CHECKPOINT_EVERY epochs, a
- *    checkpoint, so opening never replays more than that many records.
+ *    Each object's tag (the head of its MAC) goes into the record.
+ * 3. Commit: create the epoch record (records.c). Only now does the store's
+ *    map change: a crash before this leaves the previous epoch intact (the
+ *    new objects are garbage, removed at the next open). A record that
+ *    collides means another writer took over: this one is fenced, and its
+ *    frozen changes stay local.
+ * 4. Locally: frozen slots become clean slots of generation g; persisted.
+ * 5. Retire superseded generations (deleted once no reader pins an epoch
+ *    that needs them); every CHECKPOINT_EVERY epochs, a checkpoint, so
+ *    opening never replays more than that many records.
  * Nothing is marked clean before the store confirmed it. */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,12 +31,14 @@
 struct upload {
     uint32_t index;
     uint32_t slot;    /* frozen slot; SLOT_NONE: frozen as zeros */
-    uint64_t new_gen; /* epoch, or 0 if the chunk is all zeros */
+    uint64_t new_gen; /* the epoch's generation, or 0 if the chunk is all zeros */
+    uint8_t tag[TAG_SIZE];
 };
 
 struct epoch_job {
     struct cache *c;
     uint64_t epoch;
+    uint64_t gen;     /* of every chunk this epoch uploads */
     struct upload *u;
     size_t n;
     atomic_size_t next;
@@ -58,19 +66,6 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-struct put_chunk_args {
-    struct cache *c;
-    const char *key;
-    const void *obj;
-    size_t len;
-};
-
-static int put_chunk_op(void *arg)
-{
-    struct put_chunk_args *a = arg;
-    return objstore_put(a->c->store, a->key, a->obj, a->len);
-}
-
 static void *upload_worker(void *arg)
 {
     struct epoch_job *job = arg;
@@ -83,6 +78,11 @@ static void *upload_worker(void *arg)
     for (size_t j; !err && (j = atomic_fetch_add(&job->next, 1)) < job->n;) {
         struct upload *u = &job->u[j];
         u->new_gen = 0;
+        memset(u->tag, 0, TAG_SIZE);
+        if (c->fenced || c->local_err) {
+            err = EROFS;
+            break;
+        }
         if (u->slot == SLOT_NONE)
             continue;
         err = slot_pread(c, u->slot, plain, c->chunk_size, 0);
@@ -91,19 +91,19 @@ static void *upload_worker(void *arg)
         atomic_fetch_sub(&c->uploading_left, c->chunk_size);
         if (all_zero(plain, c->chunk_size))
             continue; /* zeros are never stored: an absent chunk reads as zeros */
-        struct seal_id id = {.kind = SEAL_KIND_CHUNK, .index = u->index, .gen = job->epoch};
+        struct seal_id id = {.kind = SEAL_KIND_CHUNK, .index = u->index, .gen = job->gen};
         size_t len;
         err = seal_object(sc, &c->keys, &c->cfg.seal, &id, plain, c->chunk_size, obj, cap, &len);
         if (err)
             break;
         char key[KEY_LEN], what[96];
-        key_chunk(c, u->index, job->epoch, key, sizeof key);
-        snprintf(what, sizeof what, "chunk 0x%x gen %llu: PUT", u->index,
-                 (unsigned long long)job->epoch);
-        struct put_chunk_args a = {c, key, obj, len};
-        err = volume_retry(c, what, 0, put_chunk_op, &a);
+        key_chunk(c, u->index, job->gen, key, sizeof key);
+        snprintf(what, sizeof what, "chunk 0x%x gen %llx: PUT", u->index,
+                 (unsigned long long)job->gen);
+        err = volume_put(c, what, 0, key, obj, len);
         if (!err) {
-            u->new_gen = job->epoch;
+            u->new_gen = job->gen;
+            memcpy(u->tag, obj + len - SEAL_MAC_SIZE, TAG_SIZE);
             sealed += len;
             atomic_fetch_add(&c->bytes_uploaded, len);
             atomic_fetch_add(&c->objects_put, 1);
@@ -124,15 +124,16 @@ static void *upload_worker(void *arg)
 
 /* Step 1. Returns the frozen chunks (malloc'd), *n of them; NULL on ENOMEM
  * (nothing frozen then). */
-static struct upload *freeze(struct cache *c, size_t *n, uint64_t *epoch)
+static struct upload *freeze(struct cache *c, size_t *n, uint64_t *epoch, uint64_t *gen)
 {
     pthread_rwlock_wrlock(&c->freeze);
     pthread_mutex_lock(&c->lock);
     /* live_dirty counts exactly the chunks to freeze. */
     size_t cap = c->live_dirty ? c->live_dirty : 1, k = 0;
-    struct upload *u = malloc(cap * sizeof *u);
+    struct upload *u = c->gen_seq < UINT32_MAX ? malloc(cap * sizeof *u) : NULL;
     if (u) {
         *epoch = c->next_epoch++;
+        *gen = c->token << 32 | ++c->gen_seq;
         for (uint32_t i = 0; i < c->nchunks; i++) {
             struct chunk *ch = &c->chunks[i];
             if (ch->lslot == SLOT_NONE && !ch->lzero)
@@ -202,6 +203,7 @@ static size_t commit_locally(struct cache *c, uint64_t epoch, struct upload *u, 
             old_gen[nold++] = ch->gen;
         }
         ch->gen = u[j].new_gen;
+        memcpy(ch->tag, u[j].tag, TAG_SIZE);
         if (ch->cslot != SLOT_NONE) {
             lru_remove(c, u[j].index);
             slot_release(c, ch->cslot);
@@ -228,8 +230,8 @@ static size_t commit_locally(struct cache *c, uint64_t epoch, struct upload *u, 
 static int run_epoch(struct cache *c, bool progress)
 {
     size_t n;
-    uint64_t epoch;
-    struct upload *u = freeze(c, &n, &epoch);
+    uint64_t epoch, gen;
+    struct upload *u = freeze(c, &n, &epoch, &gen);
     if (!u)
         return ENOMEM;
     if (n == 0) {
@@ -248,7 +250,7 @@ static int run_epoch(struct cache *c, bool progress)
               (unsigned long long)epoch, n, (unsigned long long)bytes);
     double t0 = now_s();
 
-    struct epoch_job job = {.c = c, .epoch = epoch, .u = u, .n = n};
+    struct epoch_job job = {.c = c, .epoch = epoch, .gen = gen, .u = u, .n = n};
     pthread_mutex_init(&job.lock, NULL);
     pthread_cond_init(&job.done_cv, NULL);
     unsigned nw = c->cfg.flush_workers < n ? c->cfg.flush_workers : (unsigned)n, started = 0;
@@ -279,16 +281,23 @@ static int run_epoch(struct cache *c, bool progress)
         pthread_join(tids[w], NULL);
     int err = job.err;
 
-    uint64_t *idx = malloc(n * sizeof *idx), *gen = malloc(n * sizeof *gen);
+    struct map_entry *e = malloc(n * sizeof *e);
     uint64_t *old_idx = malloc(n * sizeof *old_idx), *old_gen = malloc(n * sizeof *old_gen);
-    if (!err && (!idx || !gen || !old_idx || !old_gen))
+    if (!err && (!e || !old_idx || !old_gen))
         err = ENOMEM;
     for (size_t j = 0; !err && j < n; j++) {
-        idx[j] = u[j].index;
-        gen[j] = u[j].new_gen;
+        e[j].index = u[j].index;
+        e[j].gen = u[j].new_gen;
+        memcpy(e[j].tag, u[j].tag, TAG_SIZE);
     }
-    if (!err)
-        err = volume_put_epoch(c, epoch, idx, gen, n);
+    char why[256] = "";
+    if (!err) {
+        err = records_commit(c, epoch, e, n, false, why, sizeof why);
+        if (err == EEXIST) {
+            cache_fence(c, why);
+            err = EROFS;
+        }
+    }
     if (err) {
         cache_log(c, USBD_LOG_WARN, "epoch %llu not committed (%s): its %zu chunks stay dirty",
                   (unsigned long long)epoch, strerror(err), n);
@@ -300,16 +309,17 @@ static int run_epoch(struct cache *c, bool progress)
         cache_log(c, USBD_LOG_INFO, "epoch %llu committed: %zu chunks, %.1f MiB sealed into "
                   "%.1f MiB in %.2fs%s", (unsigned long long)epoch, n, bytes / 1048576.0,
                   job.sealed_bytes / 1048576.0, t, perr ? " (local index not saved)" : "");
+        c->mark.epoch = epoch;
+        (void)mark_save(c); /* logged; the next commit writes it again */
         /* The store's map no longer names them (after the persist, so a
          * crash cannot leave the local index pointing at deleted objects
-         * without the epoch record that explains it). */
-        for (size_t j = 0; j < nold; j++) {
-            char key[KEY_LEN];
-            key_chunk(c, old_idx[j], old_gen[j], key, sizeof key);
-            (void)objstore_delete(c->store, key); /* leftovers: collected at the next open */
-        }
+         * without the epoch record that explains it). Leftovers are
+         * collected at the next open. */
+        for (size_t j = 0; j < nold; j++)
+            lease_retire(c, old_idx[j], old_gen[j], epoch);
+        lease_collect_retired(c);
         if (epoch - c->checkpoint_epoch >= CHECKPOINT_EVERY)
-            (void)volume_put_checkpoint(c, epoch); /* logged; retried next epoch */
+            (void)records_put_checkpoint(c, epoch); /* logged; retried next epoch */
     }
     pthread_mutex_lock(&c->lock);
     if (!err)
@@ -318,8 +328,7 @@ static int run_epoch(struct cache *c, bool progress)
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_destroy(&job.lock);
     pthread_cond_destroy(&job.done_cv);
-    free(idx);
-    free(gen);
+    free(e);
     free(old_idx);
     free(old_gen);
     free(u);
@@ -346,7 +355,7 @@ static void *flusher_main(void *arg)
                 break;
         c->flusher_idle = false;
         c->flush_requested = false;
-        if (c->stopping || c->live_dirty == 0)
+        if (c->stopping || c->live_dirty == 0 || c->cfg.read_only || c->fenced || c->local_err)
             continue;
         pthread_mutex_unlock(&c->lock);
         run_epoch(c, false);
@@ -358,11 +367,16 @@ static void *flusher_main(void *arg)
 
 int flusher_start(struct cache *c)
 {
-    return pthread_create(&c->flusher, NULL, flusher_main, c);
+    int err = pthread_create(&c->flusher, NULL, flusher_main, c);
+    c->flusher_started = err == 0;
+    return err;
 }
 
 void flusher_stop(struct cache *c)
 {
+    if (!c->flusher_started)
+        return;
+    c->flusher_started = false;
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
     pthread_cond_broadcast(&c->flusher_cv);
@@ -376,9 +390,12 @@ int flusher_drain(struct cache *c)
         pthread_mutex_lock(&c->lock);
         uint64_t dirty = c->live_dirty;
         bool abandoned = c->abandon;
+        int stuck = c->fenced ? EROFS : c->local_err;
         pthread_mutex_unlock(&c->lock);
         if (dirty == 0)
             return 0;
+        if (stuck)
+            return stuck;
         if (abandoned)
             return c->last_store_err ? c->last_store_err : EINTR;
         int err = run_epoch(c, true);

@@ -1,10 +1,19 @@
-/* index.c - the local index in LMDB: one record per chunk (generation,
- * clean slot, newest dirty slot) and the volume's settings.
+/* index.c - the local index in LMDB: one record per chunk (generation and
+ * its tag, clean slot, newest dirty slot) and the volume's settings.
  *
  * Ordering is what makes it crash-safe: index_persist() makes the slot file
  * durable (fdatasync) before it commits records that point into it, and a
  * slot freed in memory only becomes reusable after a commit that no longer
- * points to it. LMDB commits are durable and atomic (MDB's default sync). */
+ * points to it. LMDB commits are durable and atomic (MDB's default sync).
+ *
+ * A failed fdatasync or LMDB commit is never retried into success: the
+ * kernel reports a writeback error once, so a later fdatasync that passes
+ * proves nothing about the pages that failed. c->local_err then makes the
+ * volume read-only and stops uploads until a restart (which reads only what
+ * the last successful commit recorded).
+ *
+ * Format 2 (this code) adds the tag to chunk records and the writer's token
+ * and owner id to the settings; format 1 is read and upgraded in place. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +22,7 @@
 
 #include "internal.h"
 
-#define INDEX_FORMAT 1
+#define INDEX_FORMAT 2
 
 static int lmdb_error(struct cache *c, const char *what, int rc)
 {
@@ -25,6 +34,24 @@ static int lmdb_error(struct cache *c, const char *what, int rc)
                         "from the store; data not yet uploaded is only in it)"
                       : "");
     return damaged ? EBADMSG : rc > 0 ? rc : EIO;
+}
+
+/* Once: the local disk lost writes we cannot name, so nothing here is
+ * vouched for any more (see the top of this file). */
+static void local_failed(struct cache *c, const char *what, int err)
+{
+    pthread_mutex_lock(&c->lock);
+    bool first = !c->local_err;
+    if (first)
+        c->local_err = err;
+    pthread_cond_broadcast(&c->changed);
+    pthread_cond_broadcast(&c->flusher_cv);
+    pthread_mutex_unlock(&c->lock);
+    if (first)
+        cache_log(c, USBD_LOG_ERROR, "%s: %s: the local disk (%s) failed a write; the volume is "
+                  "read-only and nothing more is uploaded until a restart, which goes on from the "
+                  "last state the disk confirmed (check the disk: dmesg)", what, strerror(err),
+                  c->vol_dir);
 }
 
 int index_open(struct cache *c, bool *fresh)
@@ -100,12 +127,24 @@ int index_load(struct cache *c, uint64_t *local_epoch)
         rc = get_meta_u64(txn, c, "format", &format);
     if (!rc)
         rc = get_meta_u64(txn, c, "epoch", local_epoch);
+    c->local_token = 0;
+    memset(c->local_owner, 0, sizeof c->local_owner);
+    if (!rc && format == INDEX_FORMAT) {
+        MDB_val ok = {.mv_size = 5, .mv_data = "owner"}, ov;
+        rc = get_meta_u64(txn, c, "token", &c->local_token);
+        if (!rc)
+            rc = mdb_get(txn, c->db_meta, &ok, &ov);
+        if (!rc && ov.mv_size != sizeof c->local_owner)
+            rc = MDB_CORRUPTED;
+        if (!rc)
+            memcpy(c->local_owner, ov.mv_data, sizeof c->local_owner);
+    }
     if (rc) {
         mdb_txn_abort(txn);
         return lmdb_error(c, "read settings", rc);
     }
     if (v.mv_size != SEAL_UUID_SIZE || memcmp(v.mv_data, c->sb.uuid, SEAL_UUID_SIZE) != 0 ||
-        chunk_size != c->chunk_size || format != INDEX_FORMAT) {
+        chunk_size != c->chunk_size || (format != INDEX_FORMAT && format != 1)) {
         mdb_txn_abort(txn);
         cache_log(c, USBD_LOG_ERROR, "local state %s belongs to another volume or format (not "
                   "the volume '%s' in this store): use another -store-dir", c->vol_dir, c->cfg.volume);
@@ -118,13 +157,16 @@ int index_load(struct cache *c, uint64_t *local_epoch)
     while (!rc && (rc = mdb_cursor_get(cur, &key, &data, op)) == 0) {
         op = MDB_NEXT;
         uint64_t i;
-        struct chunk_rec r;
-        if (key.mv_size != sizeof i || data.mv_size != sizeof r) {
+        struct chunk_rec r = {0};
+        /* A format-1 record (no tag) may outlive the upgrade: one beyond
+         * the volume is never rewritten. */
+        if (key.mv_size != sizeof i ||
+            (data.mv_size != sizeof r && data.mv_size != CHUNK_REC_V1_SIZE)) {
             rc = MDB_CORRUPTED;
             break;
         }
         memcpy(&i, key.mv_data, sizeof i);
-        memcpy(&r, data.mv_data, sizeof r);
+        memcpy(&r, data.mv_data, data.mv_size);
         if (i >= c->nchunks || (r.cslot != SLOT_NONE && r.cslot >= c->nslots) ||
             (r.dslot != SLOT_NONE && r.dslot >= c->nslots)) {
             /* A smaller -cache-size than before, or damage: a slot beyond
@@ -142,6 +184,7 @@ int index_load(struct cache *c, uint64_t *local_epoch)
         }
         struct chunk *ch = &c->chunks[i];
         ch->gen = r.gen;
+        memcpy(ch->tag, r.tag, TAG_SIZE);
         ch->cslot = r.cslot;
         ch->lslot = r.dslot;
         ch->lzero = (r.flags & REC_DZERO) != 0;
@@ -149,6 +192,8 @@ int index_load(struct cache *c, uint64_t *local_epoch)
             c->live_dirty++;
         if (ch->lslot != SLOT_NONE)
             c->dirty_slots++;
+        if (format == 1)
+            mark_index_dirty(c, (uint32_t)i); /* rewritten as format 2 by the next persist */
     }
     if (rc == MDB_NOTFOUND)
         rc = 0;
@@ -167,6 +212,7 @@ static struct chunk_rec record_of(const struct chunk *k)
         .dslot = k->lslot != SLOT_NONE ? k->lslot : k->lzero ? SLOT_NONE : k->fslot,
         .flags = (k->lzero || (k->lslot == SLOT_NONE && k->fzero)) ? REC_DZERO : 0,
     };
+    memcpy(r.tag, k->tag, TAG_SIZE);
     return r;
 }
 
@@ -198,10 +244,10 @@ int index_persist(struct cache *c)
     uint64_t epoch = c->committed_epoch;
     pthread_mutex_unlock(&c->lock);
 
-    int err = 0;
-    if (fdatasync(c->slot_fd) != 0) {
-        err = errno;
-        cache_log(c, USBD_LOG_ERROR, "slot file: fdatasync: %s", strerror(err));
+    int err = c->local_err;
+    if (!err && (c->cfg.sync_fd ? c->cfg.sync_fd(c->slot_fd) : fdatasync(c->slot_fd)) != 0) {
+        err = errno ? errno : EIO;
+        local_failed(c, "slot file: fdatasync", err);
     }
     MDB_txn *txn = NULL;
     int rc = err ? 0 : mdb_txn_begin(c->env, NULL, 0, &txn);
@@ -220,11 +266,15 @@ int index_persist(struct cache *c)
     if (!err && !rc)
         rc = index_put_meta_u64(txn, c, "epoch", epoch);
     if (!err && !rc)
+        rc = index_put_meta_u64(txn, c, "format", INDEX_FORMAT);
+    if (!err && !rc)
         rc = mdb_txn_commit(txn);
     else if (txn)
         mdb_txn_abort(txn);
-    if (!err && rc)
+    if (!err && rc) {
         err = lmdb_error(c, "commit", rc);
+        local_failed(c, "local index: commit", err);
+    }
 
     pthread_mutex_lock(&c->lock);
     if (!err) {
@@ -246,6 +296,30 @@ int index_persist(struct cache *c)
     return err;
 }
 
+int index_save_owner(struct cache *c)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    MDB_val k = {.mv_size = 5, .mv_data = "owner"};
+    MDB_val v = {.mv_size = sizeof c->owner, .mv_data = c->owner};
+    if (!rc)
+        rc = index_put_meta_u64(txn, c, "token", c->token);
+    if (!rc)
+        rc = mdb_put(txn, c->db_meta, &k, &v, 0);
+    if (!rc)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc) {
+        int err = lmdb_error(c, "write the writer's token", rc);
+        local_failed(c, "local index: commit", err);
+        return err;
+    }
+    c->local_token = c->token;
+    memcpy(c->local_owner, c->owner, sizeof c->owner);
+    return 0;
+}
+
 /* The records follow via index_persist. */
 int index_init_meta(struct cache *c)
 {
@@ -261,6 +335,12 @@ int index_init_meta(struct cache *c)
         rc = index_put_meta_u64(txn, c, "format", INDEX_FORMAT);
     if (!rc)
         rc = index_put_meta_u64(txn, c, "epoch", c->committed_epoch);
+    if (!rc)
+        rc = index_put_meta_u64(txn, c, "token", c->local_token);
+    MDB_val ok = {.mv_size = 5, .mv_data = "owner"};
+    MDB_val ov = {.mv_size = sizeof c->local_owner, .mv_data = c->local_owner};
+    if (!rc)
+        rc = mdb_put(txn, c->db_meta, &ok, &ov, 0);
     if (!rc)
         rc = mdb_txn_commit(txn);
     else

@@ -10,9 +10,16 @@
 
 #include "internal.h"
 
+/* Why writes fail now (EROFS, documented in cache.h): another writer took
+ * the volume over, the local disk failed a sync, or -readonly. 0 if not. */
+static int writes_refused(const struct cache *c)
+{
+    return c->fenced || c->local_err || c->cfg.read_only ? EROFS : 0;
+}
+
 /* Wait, without holding the freeze barrier (the flusher needs it), until a
  * write that needs a new dirty slot may take one. */
-static void wait_for_dirty_room(struct cache *c, uint32_t i)
+static int wait_for_dirty_room(struct cache *c, uint32_t i)
 {
     pthread_mutex_lock(&c->lock);
     bool kicked = false;
@@ -22,7 +29,7 @@ static void wait_for_dirty_room(struct cache *c, uint32_t i)
      * as -dirty-max stall at every epoch (random 4K writes over 1 GiB with
      * -dirty-max=1GiB: 3-4 s stalls, 0.03x s3backer's IOPS). */
     while (c->live_dirty >= c->dirty_max_slots && c->chunks[i].lslot == SLOT_NONE &&
-           !c->abandon) {
+           !c->abandon && !c->fenced && !c->local_err) {
         if (!kicked) {
             c->flush_requested = true;
             pthread_cond_broadcast(&c->flusher_cv);
@@ -35,31 +42,38 @@ static void wait_for_dirty_room(struct cache *c, uint32_t i)
         c->flush_requested = true;
         pthread_cond_broadcast(&c->flusher_cv);
     }
+    int err = writes_refused(c);
     pthread_mutex_unlock(&c->lock);
+    return err;
 }
 
 /* No slot to be had: every slot is dirty, frozen or in use. Let the flusher
  * turn frozen slots into evictable clean ones. Called and returns with
  * c->lock held. */
-static void wait_for_slot(struct cache *c)
+static int wait_for_slot(struct cache *c)
 {
+    /* No epoch will run to turn dirty slots clean: do not wait for one. */
+    if (c->fenced || c->local_err)
+        return EIO;
     c->flush_requested = true;
     pthread_cond_broadcast(&c->flusher_cv);
     pthread_cond_wait(&c->changed, &c->lock);
+    return 0;
 }
 
 /* The same, for a writer holding the freeze barrier (shared) and c->lock:
  * the flusher needs the barrier to make progress, so let go of it while
  * waiting. Returns with both held again. */
-static void wait_for_slot_outside_barrier(struct cache *c)
+static int wait_for_slot_outside_barrier(struct cache *c)
 {
     pthread_mutex_unlock(&c->lock);
     pthread_rwlock_unlock(&c->freeze);
     pthread_mutex_lock(&c->lock);
-    wait_for_slot(c);
+    int err = wait_for_slot(c);
     pthread_mutex_unlock(&c->lock);
     pthread_rwlock_rdlock(&c->freeze);
     pthread_mutex_lock(&c->lock);
+    return err ? err : writes_refused(c);
 }
 
 static void unpin(struct cache *c, uint32_t slot)
@@ -126,14 +140,14 @@ int fetch_into_cache(struct cache *c, uint32_t i)
 {
     struct chunk *k = &c->chunks[i];
     uint32_t ns = slot_alloc(c);
-    if (ns == SLOT_NONE) {
-        wait_for_slot(c);
-        return 0; /* the caller looks again */
-    }
+    if (ns == SLOT_NONE)
+        return wait_for_slot(c); /* 0: the caller looks again */
     k->busy = 1;
     uint64_t gen = k->gen;
+    uint8_t tag[TAG_SIZE];
+    memcpy(tag, k->tag, TAG_SIZE);
     pthread_mutex_unlock(&c->lock);
-    int err = fetch_chunk(c, i, gen, ns);
+    int err = fetch_chunk(c, i, gen, tag, ns);
     pthread_mutex_lock(&c->lock);
     k->busy = 0;
     pthread_cond_broadcast(&c->changed);
@@ -164,14 +178,18 @@ static int make_live(struct cache *c, uint32_t i, bool full, bool *dropped)
             return 0;
         uint32_t ns = slot_alloc(c);
         if (ns == SLOT_NONE) {
-            wait_for_slot_outside_barrier(c);
+            int err = wait_for_slot_outside_barrier(c);
             *dropped = true;
+            if (err)
+                return err;
             continue;
         }
         bool zero;
         uint32_t src = newest_slot(k, &zero);
         bool was_dirty = k->lzero;
         uint64_t gen = k->gen;
+        uint8_t tag[TAG_SIZE];
+        memcpy(tag, k->tag, TAG_SIZE);
         k->busy = 1;
         if (src != SLOT_NONE)
             c->slot_pins[src]++;
@@ -180,7 +198,7 @@ static int make_live(struct cache *c, uint32_t i, bool full, bool *dropped)
         if (!full)
             err = src != SLOT_NONE ? slot_copy(c, src, ns)
                   : zero           ? slot_punch(c, ns)
-                                   : fetch_chunk(c, i, gen, ns);
+                                   : fetch_chunk(c, i, gen, tag, ns);
         pthread_mutex_lock(&c->lock);
         if (src != SLOT_NONE && --c->slot_pins[src] == 0)
             pthread_cond_broadcast(&c->changed);
@@ -268,9 +286,8 @@ static int prepare_pieces(struct cache *c, struct piece *p, size_t n, bool *agai
             continue; /* overwritten in place: it is this chunk's own live copy */
         uint32_t ns = slot_alloc(c);
         if (ns == SLOT_NONE) {
-            wait_for_slot_outside_barrier(c);
             *again = true;
-            return 0;
+            return wait_for_slot_outside_barrier(c);
         }
         k->busy = 1;
         p[j].slot = ns;
@@ -286,10 +303,12 @@ static int prepare_pieces(struct cache *c, struct piece *p, size_t n, bool *agai
  * the pass again, as an epoch may have frozen earlier pieces. */
 static int apply_pieces(struct cache *c, struct piece *p, size_t n)
 {
-    wait_for_dirty_room(c, p[0].idx);
+    int err = wait_for_dirty_room(c, p[0].idx);
+    if (err)
+        return err;
     pthread_rwlock_rdlock(&c->freeze);
     pthread_mutex_lock(&c->lock);
-    int err = 0;
+    err = writes_refused(c); /* checked again under the barrier: fenced meanwhile? */
     bool again = true;
     while (again && !err) {
         again = false;
@@ -441,7 +460,7 @@ static uint64_t epoch_of_writes_so_far(struct cache *c)
 static int wait_committed(struct cache *c, uint64_t target)
 {
     pthread_mutex_lock(&c->lock);
-    while (c->committed_epoch < target && !c->abandon) {
+    while (c->committed_epoch < target && !c->abandon && !c->fenced && !c->local_err) {
         c->flush_requested = true;
         pthread_cond_broadcast(&c->flusher_cv);
         pthread_cond_wait(&c->changed, &c->lock);

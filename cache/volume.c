@@ -1,17 +1,14 @@
-/* volume.c - the volume in the store: superblock, epoch records,
- * checkpoints, garbage, and the retry policy for the store.
+/* volume.c - the volume in the store: the superblock, garbage, and what
+ * every store access shares (retries, listings, sealed small objects).
  *
  *   <volume>/superblock          sealed with cipher none: its payload holds
  *                                the key check value, so a wrong key is told
- *                                apart from a damaged superblock
- *   <volume>/epochs/<e>          (index, generation) pairs epoch e made
- *                                current; generation 0 = the chunk is zeros
- *   <volume>/checkpoints/<e>     every chunk's generation as of epoch e
- *
- * The map as of the last committed epoch = the latest checkpoint plus the
- * epoch records after it, applied in order. A generation is the number of the
- * epoch that wrote it, so a chunk object's key never repeats with other
- * content once its epoch has committed. */
+ *                                apart from a damaged superblock; created
+ *                                with a conditional create, never replaced
+ *   <volume>/chunks/<i>-<g>      chunk i, generation g (records.c, GEN_TOKEN)
+ *   <volume>/epochs/<e>, checkpoints/<e>   the map (records.c)
+ *   <volume>/lease, readers/<owner>        who writes, who reads (lease.c)
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,20 +23,6 @@
 #define SB_PAYLOAD 64
 #define SB_KCV_OFF 40
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* ------------------------------------------------------------ retries */
 
 static bool sleep_or_abandon(struct cache *c, unsigned ms)
@@ -52,11 +35,13 @@ static bool sleep_or_abandon(struct cache *c, unsigned ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
+    /* A fenced writer or a failed local disk stops retrying too: what it
+     * would upload is no longer wanted or no longer vouched for. */
     pthread_mutex_lock(&c->lock);
-    while (!c->abandon)
+    while (!c->abandon && !c->fenced && !c->local_err)
         if (pthread_cond_timedwait(&c->changed, &c->lock, &until) == ETIMEDOUT)
             break;
-    bool abandoned = c->abandon;
+    bool abandoned = c->abandon || c->fenced || c->local_err;
     pthread_mutex_unlock(&c->lock);
     return abandoned;
 }
@@ -103,10 +88,24 @@ static int put_op(void *arg)
     return objstore_put(a->c->store, a->key, a->data, a->len);
 }
 
+int volume_put(struct cache *c, const char *what, unsigned max_attempts, const char *key,
+               const void *obj, size_t len)
+{
+    struct put_args a = {c, key, obj, len};
+    return volume_retry(c, what, max_attempts, put_op, &a);
+}
 
+/* Two boards creating one volume at once: one superblock wins, the other
+ * board opens it (and finds its own key wrong) instead of replacing it. */
+static int create_op(void *arg)
+{
+    struct put_args *a = arg;
+    int err = objstore_create(a->c->store, a->key, a->data, a->len);
+    return err == ENOTSUP ? objstore_put(a->c->store, a->key, a->data, a->len) : err;
+}
 
-static int seal_small(struct cache *c, const struct seal_params *p, const struct seal_id *id,
-                      const void *plain, size_t n, void **out, size_t *out_len)
+int volume_seal(struct cache *c, const struct seal_params *p, const struct seal_id *id,
+                const void *plain, size_t n, void **out, size_t *out_len)
 {
     struct seal_ctx *sc;
     int err = seal_ctx_new(&sc);
@@ -145,19 +144,21 @@ static int create_superblock(struct cache *c, const char *key)
     uint8_t p[SB_PAYLOAD] = {0};
     memcpy(p, SB_MAGIC, 8);
     p[8] = SB_VERSION;
-    put_le64(p + 16, size);
-    put_le64(p + 24, cs);
+    le64_put(p + 16, size);
+    le64_put(p + 24, cs);
     memcpy(p + SB_KCV_OFF, c->keys.kcv, SEAL_KCV_SIZE);
     struct seal_params plain = {.comp = SEAL_COMP_NONE, .cipher = SEAL_CIPHER_NONE};
     struct seal_id id = {.kind = SEAL_KIND_SUPERBLOCK};
     void *obj;
     size_t len;
-    err = seal_small(c, &plain, &id, p, sizeof p, &obj, &len);
+    err = volume_seal(c, &plain, &id, p, sizeof p, &obj, &len);
     if (!err) {
         struct put_args a = {c, key, obj, len};
-        err = volume_retry(c, "creating the superblock", 6, put_op, &a);
+        err = volume_retry(c, "creating the superblock", 6, create_op, &a);
     }
     free(obj);
+    if (err == EEXIST)
+        return EEXIST; /* created by another board meanwhile: the caller reads it */
     if (err) {
         cache_log(c, USBD_LOG_ERROR, "cannot create volume '%s': writing %s: %s", c->cfg.volume,
                   key, strerror(err));
@@ -171,7 +172,14 @@ static int create_superblock(struct cache *c, const char *key)
     return 0;
 }
 
+static int read_superblock(struct cache *c, bool may_create);
+
 int volume_open_superblock(struct cache *c)
+{
+    return read_superblock(c, !c->cfg.read_only);
+}
+
+static int read_superblock(struct cache *c, bool may_create)
 {
     char key[KEY_LEN];
     key_superblock(c, key, sizeof key);
@@ -186,6 +194,16 @@ int volume_open_superblock(struct cache *c)
             break;
     } while (1);
     if (err == ENOENT) {
+        if (!may_create && c->cfg.read_only) {
+            cache_log(c, USBD_LOG_ERROR, "volume '%s' does not exist in the store (-readonly "
+                      "never creates one)", c->cfg.volume);
+            return ENOENT;
+        }
+        if (!may_create) {
+            cache_log(c, USBD_LOG_ERROR, "volume '%s': the superblock vanished while it was "
+                      "being created", c->cfg.volume);
+            return EPROTO;
+        }
         if (!c->cfg.size) {
             cache_log(c, USBD_LOG_ERROR, "volume '%s' does not exist in the store: give -size to "
                       "create it", c->cfg.volume);
@@ -203,7 +221,8 @@ int volume_open_superblock(struct cache *c)
                       c->cfg.volume, c->vol_dir, c->vol_dir);
             return EEXIST;
         }
-        return create_superblock(c, key);
+        err = create_superblock(c, key);
+        return err == EEXIST ? read_superblock(c, false) : err;
     }
     if (err) {
         cache_log(c, USBD_LOG_ERROR, "cannot read the superblock of volume '%s' (%s): %s",
@@ -240,8 +259,8 @@ int volume_open_superblock(struct cache *c)
         return err == EACCES ? err : EBADMSG;
     }
     memcpy(c->sb.uuid, h.uuid, SEAL_UUID_SIZE);
-    c->sb.size = get_le64(p + 16);
-    c->sb.chunk_size = (uint32_t)get_le64(p + 24);
+    c->sb.size = le64_get(p + 16);
+    c->sb.chunk_size = (uint32_t)le64_get(p + 24);
     memcpy(c->sb.kcv, p + SB_KCV_OFF, SEAL_KCV_SIZE);
     if (c->cfg.size && c->cfg.size != c->sb.size) {
         cache_log(c, USBD_LOG_ERROR, "volume '%s' has %llu bytes but -size asks for %llu: omit "
@@ -257,50 +276,9 @@ int volume_open_superblock(struct cache *c)
     return 0;
 }
 
-/* ----------------------------------------------------- epochs, checkpoints */
+/* ------------------------------------------------------------ listings */
 
-/* Seal a list of (index, gen) pairs as kind/number and put it, retrying. */
-static int put_map(struct cache *c, enum seal_kind kind, uint64_t number, const uint64_t *idx,
-                   const uint64_t *gen, size_t n, const char *key, const char *what)
-{
-    size_t plen = 24 + 16 * n;
-    uint8_t *p = malloc(plen);
-    if (!p)
-        return ENOMEM;
-    put_le64(p, number);
-    put_le64(p + 8, c->nchunks);
-    put_le64(p + 16, n);
-    for (size_t j = 0; j < n; j++) {
-        put_le64(p + 24 + 16 * j, idx ? idx[j] : j);
-        put_le64(p + 32 + 16 * j, gen[j]);
-    }
-    struct seal_id id = {.kind = kind, .index = number, .gen = number};
-    void *obj = NULL;
-    size_t len = 0;
-    int err = seal_small(c, &c->cfg.seal, &id, p, plen, &obj, &len);
-    free(p);
-    if (!err) {
-        struct put_args a = {c, key, obj, len};
-        err = volume_retry(c, what, 0, put_op, &a);
-    }
-    free(obj);
-    return err;
-}
-
-int volume_put_epoch(struct cache *c, uint64_t epoch, const uint64_t *idx, const uint64_t *gen,
-                     size_t n)
-{
-    char key[KEY_LEN], what[64];
-    key_epoch(c, epoch, key, sizeof key);
-    snprintf(what, sizeof what, "epoch %llu: commit record", (unsigned long long)epoch);
-    return put_map(c, SEAL_KIND_EPOCH, epoch, idx, gen, n, key, what);
-}
-
-/* Call fn(arg, key) for every key under prefix after `after` (NULL: all),
- * in order, across pages. fn returns 0 to go on, LIST_STOP to stop, or an
- * errno to stop with that error. Returns 0 or the first error. */
-#define LIST_STOP (-1)
-static int list_each(struct cache *c, const char *prefix, const char *after,
+int volume_list_each(struct cache *c, const char *prefix, const char *after,
                      int (*fn)(void *arg, const char *key), void *arg)
 {
     struct objstore_list l = OBJSTORE_LIST_INIT;
@@ -323,179 +301,24 @@ static int list_each(struct cache *c, const char *prefix, const char *after,
     return err;
 }
 
-struct delete_below_args {
-    struct cache *c;
-    const char *below;
-};
-
-static int delete_below_one(void *arg, const char *key)
-{
-    struct delete_below_args *a = arg;
-    if (a->below && strcmp(key, a->below) >= 0)
-        return LIST_STOP;
-    (void)objstore_delete(a->c->store, key); /* garbage: best effort */
-    return 0;
-}
-
-/* Delete every key under prefix that sorts before `below` (NULL: all). */
-static void delete_below(struct cache *c, const char *prefix, const char *below)
-{
-    struct delete_below_args a = {c, below};
-    (void)list_each(c, prefix, NULL, delete_below_one, &a);
-}
-
-int volume_put_checkpoint(struct cache *c, uint64_t epoch)
-{
-    uint64_t *gen = malloc(c->nchunks * sizeof *gen + 1);
-    if (!gen)
-        return ENOMEM;
-    pthread_mutex_lock(&c->lock);
-    for (uint64_t i = 0; i < c->nchunks; i++)
-        gen[i] = c->chunks[i].gen;
-    pthread_mutex_unlock(&c->lock);
-    char key[KEY_LEN], what[64], prefix[KEY_LEN];
-    key_checkpoint(c, epoch, key, sizeof key);
-    snprintf(what, sizeof what, "checkpoint at epoch %llu", (unsigned long long)epoch);
-    int err = put_map(c, SEAL_KIND_CHECKPOINT, epoch, NULL, gen, c->nchunks, key, what);
-    free(gen);
-    if (err)
-        return err;
-    /* Older checkpoints and the records they include are no longer needed. */
-    snprintf(prefix, sizeof prefix, "%s/checkpoints/", c->cfg.volume);
-    delete_below(c, prefix, key);
-    char ekey[KEY_LEN];
-    key_epoch(c, epoch + 1, ekey, sizeof ekey);
-    snprintf(prefix, sizeof prefix, "%s/epochs/", c->cfg.volume);
-    delete_below(c, prefix, ekey);
-    c->checkpoint_epoch = epoch;
-    cache_log(c, USBD_LOG_INFO, "checkpoint at epoch %llu written", (unsigned long long)epoch);
-    return 0;
-}
-
-/* Get and open a map object; apply its pairs to gen[]. */
-static int load_map(struct cache *c, enum seal_kind kind, uint64_t number, const char *key,
-                    uint64_t *gen)
-{
-    struct objstore_buf b = OBJSTORE_BUF_INIT;
-    size_t plain_max = 24 + 16 * (size_t)c->nchunks;
-    int err = objstore_get(c->store, key, seal_bound((uint32_t)plain_max), &b);
-    uint8_t *p = err ? NULL : malloc(plain_max);
-    uint32_t n = 0;
-    if (!err && !p)
-        err = ENOMEM;
-    if (!err) {
-        struct seal_ctx *sc;
-        err = seal_ctx_new(&sc);
-        struct seal_id id = {.kind = kind, .index = number, .gen = number};
-        if (!err)
-            err = seal_open(sc, &c->keys, &id, b.data, b.len, p, plain_max, &n);
-        seal_ctx_free(sc);
-    }
-    objstore_buf_free(&b);
-    uint64_t count = n >= 24 ? get_le64(p + 16) : 0;
-    if (!err && (n < 24 || get_le64(p) != number || get_le64(p + 8) != c->nchunks ||
-                 count > c->nchunks || n != 24 + 16 * count))
-        err = EPROTO;
-    for (uint64_t j = 0; !err && j < count; j++) {
-        uint64_t i = get_le64(p + 24 + 16 * j), g = get_le64(p + 32 + 16 * j);
-        if (i >= c->nchunks || g > number)
-            err = EPROTO;
-        else
-            gen[i] = g;
-    }
-    free(p);
-    if (err)
-        cache_log(c, USBD_LOG_ERROR, "%s: %s", key,
-                  err == EBADMSG ? "fails authentication (damaged, swapped or replayed)"
-                                 : strerror(err));
-    return err;
-}
-
-/* The number in ".../<16 hex>" keys. */
-static bool key_number(const char *key, uint64_t *out)
-{
-    const char *s = strrchr(key, '/');
-    char *end;
-    if (!s || strlen(s + 1) != 16)
-        return false;
-    *out = strtoull(s + 1, &end, 16);
-    return *end == 0;
-}
-
-static int keep_last(void *arg, const char *key)
-{
-    char **last = arg;
-    free(*last);
-    *last = strdup(key);
-    return *last ? 0 : ENOMEM;
-}
-
-struct replay_args {
-    struct cache *c;
-    struct remote_state *rs;
-};
-
-/* Apply one epoch record; records must follow each other without a gap. */
-static int replay_one(void *arg, const char *key)
-{
-    struct replay_args *a = arg;
-    struct cache *c = a->c;
-    uint64_t e;
-    if (!key_number(key, &e) || e <= a->rs->epoch)
-        return 0;
-    if (e != a->rs->epoch + 1) {
-        cache_log(c, USBD_LOG_ERROR, "volume '%s': epoch record %llu is missing (next found: %llu): "
-                  "the store lost data", c->cfg.volume, (unsigned long long)a->rs->epoch + 1,
-                  (unsigned long long)e);
-        return EBADMSG;
-    }
-    int err = load_map(c, SEAL_KIND_EPOCH, e, key, a->rs->gen);
-    if (!err)
-        a->rs->epoch = e;
-    return err;
-}
-
-int volume_load_remote(struct cache *c, struct remote_state *rs)
-{
-    char prefix[KEY_LEN];
-    memset(rs->gen, 0, c->nchunks * sizeof *rs->gen);
-    rs->epoch = rs->checkpoint = 0;
-
-    /* The latest checkpoint: the last key of its listing. */
-    snprintf(prefix, sizeof prefix, "%s/checkpoints/", c->cfg.volume);
-    char *last = NULL;
-    int err = list_each(c, prefix, NULL, keep_last, &last);
-    uint64_t cp = 0;
-    if (!err && last && key_number(last, &cp)) {
-        err = load_map(c, SEAL_KIND_CHECKPOINT, cp, last, rs->gen);
-        rs->epoch = rs->checkpoint = cp;
-    }
-    free(last);
-
-    /* Then every epoch record after it, in order. */
-    char start[KEY_LEN];
-    key_epoch(c, cp, start, sizeof start);
-    snprintf(prefix, sizeof prefix, "%s/epochs/", c->cfg.volume);
-    struct replay_args ra = {c, rs};
-    if (!err)
-        err = list_each(c, prefix, cp ? start : NULL, replay_one, &ra);
-    return err;
-}
-
 struct gc_args {
     struct cache *c;
     const uint64_t *gen;
-    size_t prefix_len, removed;
+    size_t removed;
 };
 
 static int collect_one(void *arg, const char *key)
 {
     struct gc_args *a = arg;
-    unsigned long long i, g;
-    char tail;
-    if (sscanf(key + a->prefix_len, "%16llx-%16llx%c", &i, &g, &tail) != 2)
-        return 0; /* not ours: leave it */
+    uint64_t i, g;
+    if (!key_parse_chunk(a->c, key, &i, &g))
+        return 0; /* not a chunk name this code makes: leave it */
     if (i < a->c->nchunks && a->gen[i] == g)
+        return 0;
+    /* A generation of this writer's token or a later one may be an upload
+     * in flight that a record is about to name (ours, or a writer who took
+     * over since): never touched. Older tokens were fenced by ours. */
+    if (GEN_TOKEN(g) >= a->c->token)
         return 0;
     if (objstore_delete(a->c->store, key) == 0)
         a->removed++;
@@ -504,11 +327,44 @@ static int collect_one(void *arg, const char *key)
 
 void volume_collect_garbage(struct cache *c, const uint64_t *gen)
 {
+    if (!c->token)
+        return; /* not the writer: nothing here is ours to delete */
+    uint64_t pinned = lease_readers_min(c);
+    if (pinned < c->committed_epoch) {
+        cache_log(c, USBD_LOG_INFO, "not removing unreferenced chunk objects: a reader still "
+                  "reads epoch %llu", (unsigned long long)pinned);
+        return;
+    }
     char prefix[KEY_LEN];
     snprintf(prefix, sizeof prefix, "%s/chunks/", c->cfg.volume);
-    struct gc_args a = {c, gen, strlen(prefix), 0};
-    (void)list_each(c, prefix, NULL, collect_one, &a); /* garbage: best effort */
+    struct gc_args a = {c, gen, 0};
+    (void)volume_list_each(c, prefix, NULL, collect_one, &a); /* garbage: best effort */
     if (a.removed)
         cache_log(c, USBD_LOG_INFO, "removed %zu chunk objects no epoch refers to (an unfinished "
                   "epoch or superseded generations)", a.removed);
+}
+
+int volume_get_open(struct cache *c, const char *key, const struct seal_id *id, size_t max,
+                    uint8_t **plain, uint32_t *n)
+{
+    struct objstore_buf b = OBJSTORE_BUF_INIT;
+    *plain = NULL;
+    *n = 0;
+    int err = objstore_get(c->store, key, seal_bound((uint32_t)max), &b);
+    uint8_t *p = err ? NULL : malloc(max ? max : 1);
+    if (!err && !p)
+        err = ENOMEM;
+    if (!err) {
+        struct seal_ctx *sc;
+        err = seal_ctx_new(&sc);
+        if (!err)
+            err = seal_open(sc, &c->keys, id, b.data, b.len, p, max, n);
+        seal_ctx_free(sc);
+    }
+    objstore_buf_free(&b);
+    if (err)
+        free(p);
+    else
+        *plain = p;
+    return err;
 }

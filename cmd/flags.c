@@ -37,7 +37,9 @@ static const struct flag flags[] = {
      "(default unix:/run/usbd-objstore/NAME.sock)"},
     {"name", F_STRING, OFF(name), "NAME", "usbd", "export name (the empty name is answered too)"},
     {"description", F_STRING, OFF(description), "TEXT", NULL, "export description shown to clients"},
-    {"readonly", F_BOOL, OFF(readonly), NULL, NULL, "refuse writes (clients see a read-only disk)"},
+    {"readonly", F_BOOL, OFF(readonly), NULL, NULL,
+     "refuse writes (clients see a read-only disk); an object-store volume is served as of its "
+     "last committed epoch, without the lease, while another board may write it"},
     {"nbd-device", F_STRING, OFF(nbd_device), "auto|none|/dev/nbdN", "auto",
      "attach to a kernel nbd device; auto takes the first free one if the nbd driver exists"},
     {"nbd-connections", F_COUNT, OFF(nbd_connections), "N", "1", "connections the kernel device uses (1-16)"},
@@ -71,6 +73,16 @@ static const struct flag flags[] = {
      "encryption of chunks (every object is authenticated either way)"},
     {"sync", F_STRING, OFF(sync), "local|remote", "local",
      "what NBD FLUSH waits for: the local disk, or also the store (slower)"},
+    {"lease", F_DURATION, OFF(lease_ms), "DURATION", "60s",
+     "the writer's lease in the store lives this long (renewed every third of it): while it is "
+     "live another board's start is refused, and a board that stops renewing (powered off) "
+     "frees the volume this long after (3s to 1h)"},
+    {"takeover", F_BOOL, OFF(takeover), NULL, NULL,
+     "write the volume although another board's lease is live (you say that board is gone): "
+     "its token is superseded, so it can commit nothing more and its clients get errors"},
+    {"accept-rollback", F_BOOL, OFF(accept_rollback), NULL, NULL,
+     "open a store older than this machine has seen (restored from a backup on purpose); "
+     "without it such a store is refused"},
     {"store-faults", F_STRING, OFF(store_faults), "SPEC", NULL,
      "for tests: inject store faults, e.g. put-error=0.5,latency=20ms (see backends/objstore.h)"},
     {"s3-endpoint", F_STRING, OFF(s3_endpoint), "URL", NULL,

@@ -43,6 +43,9 @@ struct config {
     const char *cipher;
     const char *sync;
     const char *store_faults;
+    uint64_t lease_ms;
+    bool takeover;
+    bool accept_rollback;
     /* -kind=s3 */
     const char *s3_endpoint;
     const char *s3_region;

@@ -125,6 +125,10 @@ static int check_config(struct daemon *d, char *err, size_t n)
     if (c->flush_workers < 1 || c->flush_workers > 64)
         return snprintf(err, n, "-flush-workers=%llu: expected 1 to 64",
                         (unsigned long long)c->flush_workers), EINVAL;
+    if (c->lease_ms < 3000 || c->lease_ms > 3600000)
+        return snprintf(err, n, "-lease: from 3s to 1h"), EINVAL;
+    if (c->takeover && c->readonly)
+        return snprintf(err, n, "-takeover is for writing: -readonly never takes the volume"), EINVAL;
     if (c->flush_every_ms < 100)
         return snprintf(err, n, "-flush-every: at least 100ms"), EINVAL;
     if (c->objsize && (c->objsize < (64u << 10) || c->objsize > (64u << 20) || (c->objsize & (c->objsize - 1))))
@@ -211,12 +215,25 @@ static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
             logf_(d, USBD_LOG_WARN, "-key: %s", msg);
         return err;
     }
+    /* A key is made only for a volume the store says does not exist: a
+     * store that is down or refuses us must not lead to a second key. */
     char sb[1200];
     snprintf(sb, sizeof sb, "%s/superblock", d->cfg.name);
     uint64_t sz;
-    if (objstore_head(d->store, sb, &sz) == 0) {
+    int herr = objstore_head(d->store, sb, &sz);
+    if (herr == 0) {
         logf_(d, USBD_LOG_ERROR, "volume '%s' exists in the store but %s is missing: give its key "
               "with -key=file:PATH (or key:HEX, env:VAR)", d->cfg.name, path);
+        return ENOENT;
+    }
+    if (herr != ENOENT) {
+        logf_(d, USBD_LOG_ERROR, "cannot tell whether volume '%s' exists (the store answered: %s): "
+              "no key generated; start again once the store answers", d->cfg.name, strerror(herr));
+        return herr;
+    }
+    if (d->cfg.readonly) {
+        logf_(d, USBD_LOG_ERROR, "volume '%s' does not exist in the store (-readonly never creates "
+              "one)", d->cfg.name);
         return ENOENT;
     }
     char dir[4200];
@@ -288,6 +305,10 @@ static int open_local(struct daemon *d)
                  .level = (int)c->zstd_level,
                  .cipher = strcmp(c->cipher, "none") ? SEAL_CIPHER_AES256CTR : SEAL_CIPHER_NONE},
         .sync_remote = !strcmp(c->sync, "remote"),
+        .read_only = c->readonly,
+        .takeover = c->takeover,
+        .accept_rollback = c->accept_rollback,
+        .lease_ms = c->lease_ms,
         .log = log_line,
         .log_level = d->level,
     };

@@ -148,6 +148,20 @@ store_get() {
     rgw) store_cli get "$(store_prefix $1)/$2" "$3" ;;
     esac
 }
+# store_put STORE KEY FILE: put FILE as the object KEY (replacing it).
+store_put() {
+    case $USBD_TEST_STORE in
+    local) mkdir -p "$(dirname "$1/$2")"; cp "$3" "$1/$2" ;;
+    rgw) store_cli put "$(store_prefix $1)/$2" "$3" ;;
+    esac
+}
+# store_delete STORE KEY: delete the object KEY.
+store_delete() {
+    case $USBD_TEST_STORE in
+    local) rm -f "$1/$2" ;;
+    rgw) store_cli delete "$(store_prefix $1)/$2" ;;
+    esac
+}
 # store_copy SRC DST: DST (a new store) becomes a copy of every object of SRC
 # (a snapshot: nothing may write to SRC meanwhile).
 store_copy() {
@@ -179,16 +193,26 @@ store_rm() {
     rgw) store_cli rm-prefix "$(store_prefix $1)/" ;;
     esac
 }
-# store_sum STORE: a fingerprint that changes if any object of STORE is put,
-# replaced (even by the same bytes), or deleted: names, sizes, contents and
-# times of change (the listing's ETag and LastModified for rgw).
+# store_sum STORE [KEY...]: a fingerprint that changes if any object of STORE
+# is put, replaced (even by the same bytes), or deleted: names, sizes,
+# contents and times of change (the listing's ETag and LastModified for rgw).
+# Objects under the KEYs given (e.g. vol/lease vol/epochs) are left out.
 store_sum() {
+    local store=$1 k prune=() skip=^$; shift
+    # (with exclusions, directories are left out too: a lease put into vol/
+    # changes the directory's time)
+    for k in "$@"; do prune+=(-path "./$k" -prune -o); skip="$skip|^$(store_prefix $store)/$k"; done
+    [ $# = 0 ] || prune+=(-type f)
     case $USBD_TEST_STORE in
-    local) (cd "$1" && find . -printf '%p %s %T@\n' | LC_ALL=C sort &&
-            find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum ;;
-    rgw) rgw_listing "$(store_prefix $1)/" | sha256sum ;;
+    local) (cd "$store" && find . "${prune[@]}" -printf '%p %s %T@\n' | LC_ALL=C sort &&
+            find . "${prune[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum ;;
+    rgw) rgw_listing "$(store_prefix $store)/" | grep -Ev "$skip" | sha256sum ;;
     esac
 }
+# The objects a writer's start and clean stop add or replace even with
+# nothing to write: the lease, its takeover record, the probe of
+# conditional creates, and readers' pins.
+CONTROL_KEYS="vol/lease vol/epochs vol/probe vol/readers"
 # rgw_listing PREFIX: "key size etag last-modified" of every object under
 # PREFIX, from RGW's own ListObjectsV2 (objstore-cli shows neither ETag nor
 # time), page after page.

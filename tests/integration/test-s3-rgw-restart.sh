@@ -87,7 +87,7 @@ restart_gateway() {
 }
 # read_back TAG: a daemon with an empty state dir, the bucket alone.
 read_back() {
-    start_usbd back_$1 $(s3 -store-dir=$TMP/empty-$1)
+    start_usbd back_$1 $(s3 -store-dir=$TMP/empty-$1 -readonly) # (the killed writer's lease still runs)
     grep -q "local state rebuilt from the store alone" $LOG || fail "$1: not rebuilt from the bucket"
     nbdcopy "$URI" $TMP/back-$1
     stop_usbd

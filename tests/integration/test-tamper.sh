@@ -1,5 +1,5 @@
 #!/bin/bash
-# A hostile store (DESIGN.md invariant 4): with -kind=local (or -kind=s3 on
+# A hostile store (docs/design.md, invariant 4): with -kind=local (or -kind=s3 on
 # RGW with USBD_TEST_STORE=rgw, the objects altered through objstore-cli
 # export/import), a chunk object
 # with a flipped byte (header, payload, MAC), two objects swapped, an older
@@ -116,10 +116,17 @@ for st in $TMP/state $TMP/empty-state; do
 done
 ok "wrong key: $(grep error $TMP/k.err | sed 's/^[0-9:.]* //')"
 # ... and the volume's local state still serves with the right key.
+DATA_SUM=$(store_sum $STORE $CONTROL_KEYS) RECORDS=$(store_keys $STORE vol/epochs/)
 start_usbd rightkey $(store_flags $STORE $TMP/state) "${VOL[@]}" -key=key:$HEX
 verify "$URI" "" || fail "after a wrong-key attempt, the right key no longer reads the volume"
 stop_usbd
-[ "$(store_sum $STORE)" = "$SUM" ] || fail "a clean start and stop with nothing to write modified the store"
+[ "$(store_sum $STORE $CONTROL_KEYS)" = "$DATA_SUM" ] ||
+    fail "a clean start and stop with nothing to write modified data in the store"
+# a writer's start adds its takeover record, and nothing else to the map
+new_records=$(comm -13 <(echo "$RECORDS") <(store_keys $STORE vol/epochs/))
+[ $(wc -w <<<"$new_records") = 1 ] || fail "a start with nothing to write added records: $new_records"
+[ -z "$(comm -23 <(echo "$RECORDS") <(store_keys $STORE vol/epochs/))" ] || fail "a start removed records"
+SUM=$(store_sum $STORE)
 # A missing key file: a clear error naming it; nothing written.
 rc=0
 timeout 20 "$USBD_BIN" -listen=unix:$TMP/k.sock -nbd-device=none $(store_flags $STORE $TMP/state) \
