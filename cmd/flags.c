@@ -46,7 +46,8 @@ static const struct flag flags[] = {
     {"max-inflight", F_SIZE, OFF(inflight), "SIZE", "64MiB",
      "request payload bytes in flight per connection (bounds memory)"},
     {"handshake-timeout", F_DURATION, OFF(handshake_timeout_ms), "DURATION", "30s",
-     "a client must finish option negotiation within this time"},
+     "a client must finish option negotiation within this time of connecting (one deadline for "
+     "the whole negotiation, however slowly it sends or reads)"},
     {"store", F_STRING, OFF(store), "DIR", "/var/lib/usbd-objstore/store",
      "-kind=local: the object store, a directory (another machine can open the volume from it)"},
     {"store-dir", F_STRING, OFF(store_dir), "DIR", "/var/lib/usbd-objstore/cache",

@@ -55,7 +55,7 @@ static int conn_read(struct conn *c, void *dst, size_t n, size_t *got)
         c->rstart = c->rend = 0;
         if (n >= RBUF_SIZE / 2) {
             size_t g = 0;
-            int err = wire_read(c->fd, d, n, &g);
+            int err = wire_read(c->fd, d, n, &g, NULL);
             *got = want - n + g;
             return err;
         }
@@ -142,7 +142,7 @@ static void mark_dead(struct conn *c)
 static int send_locked(struct conn *c, struct iovec *iov, int n)
 {
     pthread_mutex_lock(&c->wlock);
-    int err = wire_writev(c->fd, iov, n);
+    int err = wire_writev(c->fd, iov, n, NULL);
     pthread_mutex_unlock(&c->wlock);
     if (err)
         mark_dead(c);

@@ -140,8 +140,10 @@ struct usbd_server_config {
     unsigned max_clients;     /* simultaneous connections; 0: 16 */
     uint32_t inflight_bytes;  /* request payload bytes in flight per connection;
                                * 0: 64 MiB. Bounds memory per connection. */
-    unsigned handshake_timeout_s; /* a client has this long to finish option
-                                   * negotiation; 0: 30 */
+    unsigned handshake_timeout_s; /* a client has this long, from its connection,
+                                   * to finish option negotiation: one deadline
+                                   * for the whole of it, however slowly the
+                                   * client sends or reads; 0: 30 */
     usbd_log_fn log;          /* NULL: usbd_log_stderr */
     void *log_opaque;
     enum usbd_log_level log_level; /* lines above this level are dropped */
