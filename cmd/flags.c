@@ -48,6 +48,9 @@ static const struct flag flags[] = {
     {"handshake-timeout", F_DURATION, OFF(handshake_timeout_ms), "DURATION", "30s",
      "a client must finish option negotiation within this time of connecting (one deadline for "
      "the whole negotiation, however slowly it sends or reads)"},
+    {"send-timeout", F_DURATION, OFF(send_timeout_ms), "DURATION", "30s",
+     "a client whose replies make no progress for this long (it stopped reading them) is "
+     "disconnected; not the kernel's /dev/nbdX connections"},
     {"store", F_STRING, OFF(store), "DIR", "/var/lib/usbd-objstore/store",
      "-kind=local: the object store, a directory (another machine can open the volume from it)"},
     {"store-dir", F_STRING, OFF(store_dir), "DIR", "/var/lib/usbd-objstore/cache",

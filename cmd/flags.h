@@ -27,6 +27,7 @@ struct config {
     uint64_t max_clients;
     uint64_t inflight;
     uint64_t handshake_timeout_ms;
+    uint64_t send_timeout_ms;
     const char *log_level;
     const char *config_file;
     /* -kind=local */

@@ -149,6 +149,8 @@ static int check_config(struct daemon *d, char *err, size_t n)
         return snprintf(err, n, "-max-inflight: at most 4GiB"), EINVAL;
     if (c->handshake_timeout_ms < 1000)
         return snprintf(err, n, "-handshake-timeout: at least 1s"), EINVAL;
+    if (c->send_timeout_ms < 1000)
+        return snprintf(err, n, "-send-timeout: at least 1s"), EINVAL;
     if (!c->name[0] || strlen(c->name) > 255 || strchr(c->name, '/'))
         return snprintf(err, n, "-name=%s: 1 to 255 characters, no '/'", c->name), EINVAL;
     if (c->gadget && strlen(c->name) > 59) /* the gadget is usbd-NAME, at most 64 */
@@ -573,6 +575,7 @@ static int run_daemon(struct daemon *d)
         .max_clients = (unsigned)d->cfg.max_clients,
         .inflight_bytes = (uint32_t)d->cfg.inflight,
         .handshake_timeout_s = (unsigned)((d->cfg.handshake_timeout_ms + 999) / 1000),
+        .send_timeout_s = (unsigned)((d->cfg.send_timeout_ms + 999) / 1000),
         .log = log_line,
         .log_level = d->level,
     };

@@ -147,6 +147,7 @@ struct conn {
     pthread_mutex_t rlock; /* one reader at a time: request header + payload */
     pthread_mutex_t wlock; /* one writer at a time: a whole reply */
     atomic_bool dead;      /* stop reading; workers exit after their request */
+    atomic_bool send_failed; /* set under wlock: the stream is broken, send nothing more */
     bool disc_seen;
     /* buffered input, guarded by rlock */
     uint8_t *rbuf;

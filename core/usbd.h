@@ -144,6 +144,10 @@ struct usbd_server_config {
                                    * to finish option negotiation: one deadline
                                    * for the whole of it, however slowly the
                                    * client sends or reads; 0: 30 */
+    unsigned send_timeout_s;  /* a reply that makes no progress for this long
+                               * (the client stopped reading) disconnects the
+                               * client, with one log line; not applied to
+                               * usbd_server_adopt() sockets; 0: 30 */
     usbd_log_fn log;          /* NULL: usbd_log_stderr */
     void *log_opaque;
     enum usbd_log_level log_level; /* lines above this level are dropped */
