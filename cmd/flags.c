@@ -33,8 +33,11 @@ static const struct flag flags[] = {
      "disk size, e.g. 20GiB, 512MiB (a multiple of 4096; -kind=file: defaults to the file's size)"},
     {"file", F_STRING, OFF(file), "PATH", NULL, "-kind=file: the file or block device (created with -size if missing)"},
     {"listen", F_LIST, OFF(listen), "unix:PATH|tcp:HOST:PORT", NULL,
-     "where NBD clients connect; repeatable; tcp host defaults to 127.0.0.1; 'none' for no socket "
-     "(default unix:/run/usbd-objstore/NAME.sock)"},
+     "where NBD clients connect; repeatable; 'none' for no socket. tcp: the host defaults to "
+     "127.0.0.1. unix: the socket is made 0660 "
+     "whatever the umask, in a directory that must exist (default "
+     "unix:/run/usbd-objstore/NAME.sock, that directory made 0750 if missing; $USBD_RUN_DIR "
+     "replaces it)"},
     {"name", F_STRING, OFF(name), "NAME", "usbd", "export name (the empty name is answered too)"},
     {"description", F_STRING, OFF(description), "TEXT", NULL, "export description shown to clients"},
     {"readonly", F_BOOL, OFF(readonly), NULL, NULL, "refuse writes (clients see a read-only disk)"},

@@ -346,9 +346,15 @@ static int close_device(struct daemon *d)
 /* Where clients connect when no -listen is given. */
 static int default_listen(struct daemon *d, char *buf, size_t n)
 {
-    const char *dir = "/run/usbd-objstore";
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        int err = errno;
+    /* $USBD_RUN_DIR: for tests, which cannot own /run/usbd-objstore. */
+    const char *dir = getenv("USBD_RUN_DIR");
+    if (!dir || !dir[0])
+        dir = "/run/usbd-objstore";
+    /* Made 0750 whatever the umask (the daemon's group may reach the socket,
+     * others may not); one that exists is someone's choice, left as it is. */
+    int err = mkdir(dir, 0750) == 0 ? (chmod(dir, 0750) == 0 ? 0 : errno)
+              : errno == EEXIST ? 0 : errno;
+    if (err) {
         logf_(d, USBD_LOG_ERROR, "cannot create %s for the default socket: %s (give -listen=unix:PATH)",
               dir, strerror(err));
         return err;

@@ -1,5 +1,6 @@
 /* listen.c - "unix:PATH" and "tcp:HOST:PORT" listeners. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -77,10 +78,30 @@ static int listen_unix(struct usbd_server *s, const char *path, const char *spec
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        err = errno;
+        if (err == ENOENT) {
+            char *slash = strrchr(sa.sun_path, '/');
+            if (slash && slash > sa.sun_path)
+                *slash = 0;
+            srv_log(s, USBD_LOG_ERROR, "-listen=%s: directory %s does not exist (create it, e.g. "
+                    "install -d -m 0750 %s)", spec, sa.sun_path, sa.sun_path);
+        } else {
+            srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, strerror(err));
+        }
+        close(fd);
+        return err;
+    }
+    /* bind() made the file 0777 & ~umask. Set 0660 before listen(): until
+     * then a connect() is refused, so the mode in between lets nobody in.
+     * Not umask() around bind(): the umask is the whole process's, and
+     * other threads (the cache's) create files meanwhile. NOFOLLOW: should
+     * the path have been swapped for a symlink since bind(), chmod nothing. */
+    if (fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) != 0 || listen(fd, 64) != 0) {
         err = errno;
         srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, strerror(err));
         close(fd);
+        unlink(path);
         return err;
     }
     err = add_listener(s, fd, path, spec);

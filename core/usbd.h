@@ -162,8 +162,12 @@ int usbd_server_create(struct usbd_dev *dev, const struct usbd_server_config *cf
 
 /* Listen on "unix:PATH", "tcp:HOST:PORT", "tcp:PORT" (host 127.0.0.1) or
  * "tcp:[V6ADDR]:PORT". May be called several times. A unix PATH that another
- * live server listens on is EADDRINUSE; a stale socket file is replaced.
- * Errors: EINVAL (bad spec), EADDRINUSE, errno of socket/bind/listen; logged. */
+ * live server listens on is EADDRINUSE; a stale socket file is replaced. The
+ * socket file is made mode 0660 (its owner and group may connect) whatever
+ * the umask; its directory must exist (ENOENT otherwise), and who may reach
+ * it is up to that directory's mode.
+ * Errors: EINVAL (bad spec), EADDRINUSE, ENOENT, errno of socket/bind/chmod/
+ * listen; logged. */
 int usbd_server_listen(struct usbd_server *srv, const char *spec);
 
 /* Serve fd as a connection that is already in the transmission phase (no
