@@ -34,10 +34,14 @@ static const struct flag flags[] = {
     {"file", F_STRING, OFF(file), "PATH", NULL, "-kind=file: the file or block device (created with -size if missing)"},
     {"listen", F_LIST, OFF(listen), "unix:PATH|tcp:HOST:PORT", NULL,
      "where NBD clients connect; repeatable; 'none' for no socket. tcp: the host defaults to "
-     "127.0.0.1. unix: the socket is made 0660 "
+     "127.0.0.1, one that is not loopback needs -listen-insecure. unix: the socket is made 0660 "
      "whatever the umask, in a directory that must exist (default "
      "unix:/run/usbd-objstore/NAME.sock, that directory made 0750 if missing; $USBD_RUN_DIR "
      "replaces it)"},
+    {"listen-insecure", F_BOOL, OFF(listen_insecure), NULL, NULL,
+     "allow -listen=tcp: on an address other machines can reach (anything but 127.0.0.0/8 and "
+     "::1, e.g. 0.0.0.0): NBD has no encryption or authentication, so whoever can connect can "
+     "read and write the disk"},
     {"name", F_STRING, OFF(name), "NAME", "usbd", "export name (the empty name is answered too)"},
     {"description", F_STRING, OFF(description), "TEXT", NULL, "export description shown to clients"},
     {"readonly", F_BOOL, OFF(readonly), NULL, NULL, "refuse writes (clients see a read-only disk)"},

@@ -28,6 +28,7 @@ struct config {
     uint64_t inflight;
     uint64_t handshake_timeout_ms;
     uint64_t send_timeout_ms;
+    bool listen_insecure;
     const char *log_level;
     const char *config_file;
     /* -kind=local */

@@ -193,6 +193,21 @@ static int make_parents(struct daemon *d, const char *path)
     return err;
 }
 
+/* -listen=tcp: beyond loopback needs -listen-insecure: this NBD server has
+ * neither TLS nor authentication. A spec that is malformed or does not
+ * resolve is left to usbd_server_listen(), which says why. */
+static int check_listen(const struct config *c, char *err, size_t n)
+{
+    for (size_t i = 0; i < c->nlisten && !c->listen_insecure; i++) {
+        bool remote = false;
+        if (usbd_listen_is_remote(c->listen[i], &remote) == 0 && remote)
+            return snprintf(err, n, "-listen=%s: other machines could connect, and NBD has no "
+                            "encryption or authentication: add -listen-insecure to allow it, or "
+                            "listen on 127.0.0.1, [::1] or a unix socket", c->listen[i]), EINVAL;
+    }
+    return 0;
+}
+
 /* The master key: -key, or the generated key file of the volume, or a new
  * one when the volume does not exist yet. */
 static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
@@ -378,7 +393,13 @@ static int start_listeners(struct daemon *d)
         int err = usbd_server_listen(d->srv, d->cfg.listen[i]);
         if (err)
             return err;
-        logf_(d, USBD_LOG_INFO, "listening on %s", d->cfg.listen[i]);
+        bool remote = false; /* allowed by -listen-insecure, see check_listen() */
+        if (usbd_listen_is_remote(d->cfg.listen[i], &remote) == 0 && remote)
+            logf_(d, USBD_LOG_WARN, "listening on %s, which other machines can reach: NBD has no "
+                  "encryption or authentication, whoever connects can read and write this disk",
+                  d->cfg.listen[i]);
+        else
+            logf_(d, USBD_LOG_INFO, "listening on %s", d->cfg.listen[i]);
     }
     return 0;
 }
@@ -636,7 +657,8 @@ int main(int argc, char **argv)
     char err_msg[512];
     config_defaults(&d.cfg);
     if (config_parse_args(&d.cfg, argc, argv, err_msg, sizeof err_msg) ||
-        (!d.cfg.help && !d.cfg.version && check_config(&d, err_msg, sizeof err_msg))) {
+        (!d.cfg.help && !d.cfg.version && (check_config(&d, err_msg, sizeof err_msg) ||
+                                           check_listen(&d.cfg, err_msg, sizeof err_msg)))) {
         fprintf(stderr, "usbd-objstore: %s\n", err_msg);
         config_free(&d.cfg);
         return EXIT_USAGE;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,9 @@ static int listen_unix(struct usbd_server *s, const char *path, const char *spec
     return err;
 }
 
-static int listen_tcp(struct usbd_server *s, const char *hostport, const char *spec)
+/* "HOST:PORT", "[V6ADDR]:PORT" or "PORT" (host 127.0.0.1), resolved.
+ * EINVAL with a reason for the log in why. */
+static int resolve_tcp(const char *hostport, struct addrinfo **ai, char *why, size_t whylen)
 {
     char host[256] = "127.0.0.1";
     const char *port = hostport;
@@ -125,7 +128,7 @@ static int listen_tcp(struct usbd_server *s, const char *hostport, const char *s
             hl -= 2;
         }
         if (hl == 0 || hl >= sizeof host) {
-            srv_log(s, USBD_LOG_ERROR, "-listen=%s: bad host", spec);
+            snprintf(why, whylen, "bad host");
             return EINVAL;
         }
         memcpy(host, h, hl);
@@ -135,15 +138,54 @@ static int listen_tcp(struct usbd_server *s, const char *hostport, const char *s
     char *end;
     long pn = strtol(port, &end, 10);
     if (!port[0] || *end || pn < 0 || pn > 65535) {
-        srv_log(s, USBD_LOG_ERROR, "-listen=%s: bad port '%s' (use tcp:HOST:PORT)", spec, port);
+        snprintf(why, whylen, "bad port '%s' (use tcp:HOST:PORT)", port);
         return EINVAL;
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *ai;
-    int gai = getaddrinfo(host, port, &hints, &ai);
+    int gai = getaddrinfo(host, port, &hints, ai);
     if (gai != 0) {
-        srv_log(s, USBD_LOG_ERROR, "-listen=%s: cannot resolve '%s': %s", spec, host,
-                gai_strerror(gai));
+        snprintf(why, whylen, "cannot resolve '%s': %s", host, gai_strerror(gai));
+        return EINVAL;
+    }
+    return 0;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24 == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+int usbd_listen_is_remote(const char *spec, bool *remote)
+{
+    *remote = false;
+    if (strncmp(spec, "unix:", 5) == 0)
+        return 0;
+    if (strncmp(spec, "tcp:", 4) != 0)
+        return EINVAL;
+    struct addrinfo *ai;
+    char why[300];
+    int err = resolve_tcp(spec + 4, &ai, why, sizeof why);
+    if (err)
+        return err;
+    /* All of them: a name may resolve to loopback and to a real address. */
+    for (const struct addrinfo *a = ai; a; a = a->ai_next)
+        if (!is_loopback(a->ai_addr))
+            *remote = true;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int listen_tcp(struct usbd_server *s, const char *hostport, const char *spec)
+{
+    struct addrinfo *ai;
+    char why[300];
+    if (resolve_tcp(hostport, &ai, why, sizeof why) != 0) {
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, why);
         return EINVAL;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -165,10 +165,19 @@ int usbd_server_create(struct usbd_dev *dev, const struct usbd_server_config *cf
  * live server listens on is EADDRINUSE; a stale socket file is replaced. The
  * socket file is made mode 0660 (its owner and group may connect) whatever
  * the umask; its directory must exist (ENOENT otherwise), and who may reach
- * it is up to that directory's mode.
+ * it is up to that directory's mode. NBD has no authentication: see
+ * usbd_listen_is_remote() before listening on TCP beyond loopback.
  * Errors: EINVAL (bad spec), EADDRINUSE, ENOENT, errno of socket/bind/chmod/
  * listen; logged. */
 int usbd_server_listen(struct usbd_server *srv, const char *spec);
+
+/* Would a listener on spec (as for usbd_server_listen) accept connections
+ * from other machines? 0 with *remote false for "unix:" and for TCP on
+ * loopback only: 127.0.0.0/8, ::1, or a name (localhost) every address of
+ * which is loopback; *remote true for anything else, 0.0.0.0 and [::]
+ * included. EINVAL for a malformed spec or a name that does not resolve
+ * (usbd_server_listen would fail too). Not logged. */
+int usbd_listen_is_remote(const char *spec, bool *remote);
 
 /* Serve fd as a connection that is already in the transmission phase (no
  * handshake), as the kernel's nbd driver expects. The server owns fd. */
