@@ -67,7 +67,9 @@ static const struct flag flags[] = {
      "(default 4MiB)"},
     {"key", F_STRING, OFF(key), "key:HEX|file:PATH|env:VAR", NULL,
      "the volume's 256-bit master key; without it, STORE-DIR/NAME.key (generated with mode "
-     "0600 when the volume is created: keep a copy elsewhere)"},
+     "0600 when the volume is created: keep a copy elsewhere); key:HEX on the command line is "
+     "visible to every local user (ps), so prefer file:PATH (mode 0600) or env:VAR (removed "
+     "from the environment once read)"},
     {"flush-every", F_DURATION, OFF(flush_every_ms), "DURATION", "10s",
      "how often changes are sealed and committed to the store as one epoch (also on SIGHUP)"},
     {"flush-workers", F_COUNT, OFF(flush_workers), "N", "4", "parallel uploads"},

@@ -42,6 +42,9 @@ struct daemon {
     struct objstore *store; /* -kind=local */
     struct cache *cache;
     enum usbd_log_level level;
+    bool key_in_argv;                /* -key's value is in the process's command line */
+    bool have_key;                   /* key holds -key, read by read_given_key() */
+    uint8_t key[SEAL_KEY_SIZE];
     sigset_t sigs;
     unsigned stop_signals; /* SIGINT/SIGTERM received (signal thread only) */
 };
@@ -208,10 +211,103 @@ static int check_listen(const struct config *c, char *err, size_t n)
     return 0;
 }
 
+/* Is s (a flag's value) inside one of the strings of argv? Then every local
+ * user can read it in /proc/PID/cmdline, as ps does. */
+static bool in_argv(const char *s, int argc, char **argv)
+{
+    for (int i = 0; s && i < argc; i++)
+        if ((uintptr_t)s >= (uintptr_t)argv[i] && (uintptr_t)s <= (uintptr_t)argv[i] + strlen(argv[i]))
+            return true;
+    return false;
+}
+
+/* [*start, *end) of the environment block the kernel copied at exec
+ * (/proc/self/stat fields 50 and 51, proc(5)). */
+static int env_block(uintptr_t *start, uintptr_t *end)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (!f)
+        return errno;
+    char buf[2048];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'), *save = NULL; /* the name before it may hold spaces */
+    int field = 2;
+    for (char *t = p ? strtok_r(p + 1, " ", &save) : NULL; t; t = strtok_r(NULL, " ", &save)) {
+        if (++field == 50)
+            *start = (uintptr_t)strtoull(t, NULL, 10);
+        if (field == 51) {
+            *end = (uintptr_t)strtoull(t, NULL, 10);
+            return *start < *end ? 0 : EIO;
+        }
+    }
+    return EIO;
+}
+
+/* Remove VAR from the environment once the key is read from it: the
+ * programs the daemon starts (modprobe) do not inherit it, and getenv() no
+ * longer finds it. unsetenv() only drops the pointer from environ: the
+ * string stays in the block the kernel copied at exec, which
+ * /proc/PID/environ (readable by the same user and root) and a core dump
+ * show. So the value is also wiped there, when it lies in that block (one
+ * that setenv() put in libc's heap is left alone: libc may compare it
+ * later). What this cannot undo: the copy the parent keeps (a shell, a
+ * unit's Environment=) and whoever read it before. Only while no other
+ * thread runs: unsetenv() races with getenv() elsewhere (libcurl's resolver
+ * threads call it). */
+static void forget_env(const char *var)
+{
+    char *val = getenv(var);
+    if (!val)
+        return;
+    size_t len = strlen(val);
+    uintptr_t start = 0, end = 0;
+    if (env_block(&start, &end) == 0 && (uintptr_t)val >= start && (uintptr_t)val + len < end)
+        seal_wipe(val, len);
+    unsetenv(var);
+}
+
+/* -key, read at start, before the daemon has any other thread, so that
+ * env:VAR can be removed from the environment (forget_env). Only the
+ * object-store kinds have a key. */
+static int read_given_key(struct daemon *d)
+{
+    const char *spec = d->cfg.key;
+    if (!spec || (strcmp(d->cfg.kind, "local") && strcmp(d->cfg.kind, "s3")))
+        return 0;
+    char msg[512];
+    unsigned warn = 0;
+    int err = key_load(spec, d->key, &warn, msg, sizeof msg);
+    if (err) {
+        logf_(d, USBD_LOG_ERROR, "-key: %s", msg);
+        return err;
+    }
+    if (warn)
+        logf_(d, USBD_LOG_WARN, "-key: %s", msg);
+    if (strncmp(spec, "env:", 4) == 0)
+        forget_env(spec + 4);
+    d->have_key = true;
+    return 0;
+}
+
+/* -key=key:HEX where others may read it: one line at start. */
+static void warn_exposed_secrets(struct daemon *d)
+{
+    if (d->key_in_argv && strncmp(d->cfg.key, "key:", 4) == 0)
+        logf_(d, USBD_LOG_WARN, "-key=key:HEX: the key is visible to every local user in the "
+              "process list (ps); use -key=file:PATH or env:VAR");
+}
+
 /* The master key: -key, or the generated key file of the volume, or a new
  * one when the volume does not exist yet. */
 static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
 {
+    if (d->have_key) {
+        memcpy(key, d->key, SEAL_KEY_SIZE);
+        seal_wipe(d->key, sizeof d->key);
+        return 0;
+    }
     char msg[512], path[4200], spec[4300];
     unsigned warn = 0;
     const char *given = d->cfg.key;
@@ -591,6 +687,9 @@ static int run_daemon(struct daemon *d)
 
     if (d->cfg.config_file)
         logf_(d, USBD_LOG_INFO, "config: %s", d->cfg.config_file);
+    warn_exposed_secrets(d);
+    if (read_given_key(d))
+        return EXIT_RUNTIME;
     if (open_device(d)) {
         close_device(d);
         return EXIT_RUNTIME;
@@ -663,6 +762,7 @@ int main(int argc, char **argv)
         config_free(&d.cfg);
         return EXIT_USAGE;
     }
+    d.key_in_argv = in_argv(d.cfg.key, argc, argv);
     int rc = 0;
     if (d.cfg.help)
         config_print_help(stdout);
