@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "flags.h"
@@ -259,6 +260,13 @@ static char *trim(char *s)
     return s;
 }
 
+/* Does a "key =" value hold the key itself rather than say where it is? A
+ * mistyped form counts: it may well be the key. */
+static bool is_secret_key_value(const char *v)
+{
+    return strncmp(v, "file:", 5) != 0 && strncmp(v, "env:", 4) != 0;
+}
+
 int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "re");
@@ -267,8 +275,15 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
         snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
         return e;
     }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
+        fclose(fp);
+        return e;
+    }
     char line[4096];
-    int lineno = 0, rc = 0;
+    int lineno = 0, rc = 0, secret_line = 0;
     while (!rc && fgets(line, sizeof line, fp)) {
         lineno++;
         char *s = trim(line);
@@ -296,8 +311,18 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
         }
         char *v = keep(cfg, val);
         rc = v ? set_flag(cfg, f, v, where, err, errlen) : ENOMEM;
+        if (!rc && f->offset == OFF(key) && !secret_line && is_secret_key_value(v))
+            secret_line = lineno;
     }
     fclose(fp);
+    if (!rc && secret_line && (st.st_mode & 044)) {
+        char msg[4400];
+        snprintf(msg, sizeof msg, "config file %s holds the volume's key (line %d) and is readable "
+                 "by group or others (mode %04o): run chmod 600 %s", path, secret_line,
+                 (unsigned)(st.st_mode & 07777), path);
+        if (!(cfg->config_warning = keep(cfg, msg)))
+            rc = ENOMEM;
+    }
     return rc;
 }
 

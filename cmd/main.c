@@ -291,12 +291,14 @@ static int read_given_key(struct daemon *d)
     return 0;
 }
 
-/* -key=key:HEX where others may read it: one line at start. */
+/* Secrets where others may read them: one line each, at start. */
 static void warn_exposed_secrets(struct daemon *d)
 {
     if (d->key_in_argv && strncmp(d->cfg.key, "key:", 4) == 0)
         logf_(d, USBD_LOG_WARN, "-key=key:HEX: the key is visible to every local user in the "
               "process list (ps); use -key=file:PATH or env:VAR");
+    if (d->cfg.config_warning)
+        logf_(d, USBD_LOG_WARN, "%s", d->cfg.config_warning);
 }
 
 /* The master key: -key, or the generated key file of the volume, or a new
