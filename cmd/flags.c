@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "flags.h"
@@ -33,8 +34,15 @@ static const struct flag flags[] = {
      "disk size, e.g. 20GiB, 512MiB (a multiple of 4096; -kind=file: defaults to the file's size)"},
     {"file", F_STRING, OFF(file), "PATH", NULL, "-kind=file: the file or block device (created with -size if missing)"},
     {"listen", F_LIST, OFF(listen), "unix:PATH|tcp:HOST:PORT", NULL,
-     "where NBD clients connect; repeatable; tcp host defaults to 127.0.0.1; 'none' for no socket "
-     "(default unix:/run/usbd-objstore/NAME.sock)"},
+     "where NBD clients connect; repeatable; 'none' for no socket. tcp: the host defaults to "
+     "127.0.0.1, one that is not loopback needs -listen-insecure. unix: the socket is made 0660 "
+     "whatever the umask, in a directory that must exist (default "
+     "unix:/run/usbd-objstore/NAME.sock, that directory made 0750 if missing; $USBD_RUN_DIR "
+     "replaces it)"},
+    {"listen-insecure", F_BOOL, OFF(listen_insecure), NULL, NULL,
+     "allow -listen=tcp: on an address other machines can reach (anything but 127.0.0.0/8 and "
+     "::1, e.g. 0.0.0.0): NBD has no encryption or authentication, so whoever can connect can "
+     "read and write the disk"},
     {"name", F_STRING, OFF(name), "NAME", "usbd", "export name (the empty name is answered too)"},
     {"description", F_STRING, OFF(description), "TEXT", NULL, "export description shown to clients"},
     {"readonly", F_BOOL, OFF(readonly), NULL, NULL,
@@ -48,7 +56,11 @@ static const struct flag flags[] = {
     {"max-inflight", F_SIZE, OFF(inflight), "SIZE", "64MiB",
      "request payload bytes in flight per connection (bounds memory)"},
     {"handshake-timeout", F_DURATION, OFF(handshake_timeout_ms), "DURATION", "30s",
-     "a client must finish option negotiation within this time"},
+     "a client must finish option negotiation within this time of connecting (one deadline for "
+     "the whole negotiation, however slowly it sends or reads)"},
+    {"send-timeout", F_DURATION, OFF(send_timeout_ms), "DURATION", "30s",
+     "a client whose replies make no progress for this long (it stopped reading them) is "
+     "disconnected; not the kernel's /dev/nbdX connections"},
     {"store", F_STRING, OFF(store), "DIR", "/var/lib/usbd-objstore/store",
      "-kind=local: the object store, a directory (another machine can open the volume from it)"},
     {"store-dir", F_STRING, OFF(store_dir), "DIR", "/var/lib/usbd-objstore/cache",
@@ -58,7 +70,9 @@ static const struct flag flags[] = {
      "(default 4MiB)"},
     {"key", F_STRING, OFF(key), "key:HEX|file:PATH|env:VAR", NULL,
      "the volume's 256-bit master key; without it, STORE-DIR/NAME.key (generated with mode "
-     "0600 when the volume is created: keep a copy elsewhere)"},
+     "0600 when the volume is created: keep a copy elsewhere); key:HEX on the command line is "
+     "visible to every local user (ps), so prefer file:PATH (mode 0600) or env:VAR (removed "
+     "from the environment once read)"},
     {"flush-every", F_DURATION, OFF(flush_every_ms), "DURATION", "10s",
      "how often changes are sealed and committed to the store as one epoch (also on SIGHUP)"},
     {"flush-workers", F_COUNT, OFF(flush_workers), "N", "4", "parallel uploads"},
@@ -258,6 +272,13 @@ static char *trim(char *s)
     return s;
 }
 
+/* Does a "key =" value hold the key itself rather than say where it is? A
+ * mistyped form counts: it may well be the key. */
+static bool is_secret_key_value(const char *v)
+{
+    return strncmp(v, "file:", 5) != 0 && strncmp(v, "env:", 4) != 0;
+}
+
 int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "re");
@@ -266,8 +287,15 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
         snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
         return e;
     }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
+        fclose(fp);
+        return e;
+    }
     char line[4096];
-    int lineno = 0, rc = 0;
+    int lineno = 0, rc = 0, secret_line = 0;
     while (!rc && fgets(line, sizeof line, fp)) {
         lineno++;
         char *s = trim(line);
@@ -295,8 +323,18 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
         }
         char *v = keep(cfg, val);
         rc = v ? set_flag(cfg, f, v, where, err, errlen) : ENOMEM;
+        if (!rc && f->offset == OFF(key) && !secret_line && is_secret_key_value(v))
+            secret_line = lineno;
     }
     fclose(fp);
+    if (!rc && secret_line && (st.st_mode & 044)) {
+        char msg[4400];
+        snprintf(msg, sizeof msg, "config file %s holds the volume's key (line %d) and is readable "
+                 "by group or others (mode %04o): run chmod 600 %s", path, secret_line,
+                 (unsigned)(st.st_mode & 07777), path);
+        if (!(cfg->config_warning = keep(cfg, msg)))
+            rc = ENOMEM;
+    }
     return rc;
 }
 

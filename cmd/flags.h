@@ -27,6 +27,8 @@ struct config {
     uint64_t max_clients;
     uint64_t inflight;
     uint64_t handshake_timeout_ms;
+    uint64_t send_timeout_ms;
+    bool listen_insecure;
     const char *log_level;
     const char *config_file;
     /* -kind=local */
@@ -75,6 +77,9 @@ struct config {
     bool help;
     bool version;
     struct config_str *owned; /* strings read from a config file */
+    /* Set by config_parse_file: a one-line warning for the log when the file
+     * holds the master key itself and group or others may read it. */
+    const char *config_warning;
 };
 
 /* Parse "20GiB", "512MiB", "4096", "1G" (binary), "1GB" (decimal) into bytes.
@@ -95,7 +100,11 @@ void config_defaults(struct config *cfg);
  * point into argv or into memory owned until exit. */
 int config_parse_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 /* Apply a config file: "key = value" lines with the flag names as keys,
- * '#' comments. 0, errno of open, or EINVAL with the reason in err. */
+ * '#' comments. 0, errno of open, or EINVAL with the reason in err. Sets
+ * cfg->config_warning if the file is readable by group or others (mode &
+ * 044) and has a "key =" line that is not file:PATH or env:VAR: the key
+ * itself (no other key of the file can hold a secret: credentials come from
+ * the environment or from -s3-credentials, a path). */
 int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen);
 /* Free what config_parse_file allocated. */
 void config_free(struct config *cfg);

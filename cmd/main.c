@@ -42,6 +42,9 @@ struct daemon {
     struct objstore *store; /* -kind=local */
     struct cache *cache;
     enum usbd_log_level level;
+    bool key_in_argv;                /* -key's value is in the process's command line */
+    bool have_key;                   /* key holds -key, read by read_given_key() */
+    uint8_t key[SEAL_KEY_SIZE];
     sigset_t sigs;
     unsigned stop_signals; /* SIGINT/SIGTERM received (signal thread only) */
 };
@@ -153,6 +156,8 @@ static int check_config(struct daemon *d, char *err, size_t n)
         return snprintf(err, n, "-max-inflight: at most 4GiB"), EINVAL;
     if (c->handshake_timeout_ms < 1000)
         return snprintf(err, n, "-handshake-timeout: at least 1s"), EINVAL;
+    if (c->send_timeout_ms < 1000)
+        return snprintf(err, n, "-send-timeout: at least 1s"), EINVAL;
     if (!c->name[0] || strlen(c->name) > 255 || strchr(c->name, '/'))
         return snprintf(err, n, "-name=%s: 1 to 255 characters, no '/'", c->name), EINVAL;
     if (c->gadget && strlen(c->name) > 59) /* the gadget is usbd-NAME, at most 64 */
@@ -195,10 +200,120 @@ static int make_parents(struct daemon *d, const char *path)
     return err;
 }
 
+/* -listen=tcp: beyond loopback needs -listen-insecure: this NBD server has
+ * neither TLS nor authentication. A spec that is malformed or does not
+ * resolve is left to usbd_server_listen(), which says why. */
+static int check_listen(const struct config *c, char *err, size_t n)
+{
+    for (size_t i = 0; i < c->nlisten && !c->listen_insecure; i++) {
+        bool remote = false;
+        if (usbd_listen_is_remote(c->listen[i], &remote) == 0 && remote)
+            return snprintf(err, n, "-listen=%s: other machines could connect, and NBD has no "
+                            "encryption or authentication: add -listen-insecure to allow it, or "
+                            "listen on 127.0.0.1, [::1] or a unix socket", c->listen[i]), EINVAL;
+    }
+    return 0;
+}
+
+/* Is s (a flag's value) inside one of the strings of argv? Then every local
+ * user can read it in /proc/PID/cmdline, as ps does. */
+static bool in_argv(const char *s, int argc, char **argv)
+{
+    for (int i = 0; s && i < argc; i++)
+        if ((uintptr_t)s >= (uintptr_t)argv[i] && (uintptr_t)s <= (uintptr_t)argv[i] + strlen(argv[i]))
+            return true;
+    return false;
+}
+
+/* [*start, *end) of the environment block the kernel copied at exec
+ * (/proc/self/stat fields 50 and 51, proc(5)). */
+static int env_block(uintptr_t *start, uintptr_t *end)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (!f)
+        return errno;
+    char buf[2048];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'), *save = NULL; /* the name before it may hold spaces */
+    int field = 2;
+    for (char *t = p ? strtok_r(p + 1, " ", &save) : NULL; t; t = strtok_r(NULL, " ", &save)) {
+        if (++field == 50)
+            *start = (uintptr_t)strtoull(t, NULL, 10);
+        if (field == 51) {
+            *end = (uintptr_t)strtoull(t, NULL, 10);
+            return *start < *end ? 0 : EIO;
+        }
+    }
+    return EIO;
+}
+
+/* Remove VAR from the environment once the key is read from it: the
+ * programs the daemon starts (modprobe) do not inherit it, and getenv() no
+ * longer finds it. unsetenv() only drops the pointer from environ: the
+ * string stays in the block the kernel copied at exec, which
+ * /proc/PID/environ (readable by the same user and root) and a core dump
+ * show. So the value is also wiped there, when it lies in that block (one
+ * that setenv() put in libc's heap is left alone: libc may compare it
+ * later). What this cannot undo: the copy the parent keeps (a shell, a
+ * unit's Environment=) and whoever read it before. Only while no other
+ * thread runs: unsetenv() races with getenv() elsewhere (libcurl's resolver
+ * threads call it). */
+static void forget_env(const char *var)
+{
+    char *val = getenv(var);
+    if (!val)
+        return;
+    size_t len = strlen(val);
+    uintptr_t start = 0, end = 0;
+    if (env_block(&start, &end) == 0 && (uintptr_t)val >= start && (uintptr_t)val + len < end)
+        seal_wipe(val, len);
+    unsetenv(var);
+}
+
+/* -key, read at start, before the daemon has any other thread, so that
+ * env:VAR can be removed from the environment (forget_env). Only the
+ * object-store kinds have a key. */
+static int read_given_key(struct daemon *d)
+{
+    const char *spec = d->cfg.key;
+    if (!spec || (strcmp(d->cfg.kind, "local") && strcmp(d->cfg.kind, "s3")))
+        return 0;
+    char msg[512];
+    unsigned warn = 0;
+    int err = key_load(spec, d->key, &warn, msg, sizeof msg);
+    if (err) {
+        logf_(d, USBD_LOG_ERROR, "-key: %s", msg);
+        return err;
+    }
+    if (warn)
+        logf_(d, USBD_LOG_WARN, "-key: %s", msg);
+    if (strncmp(spec, "env:", 4) == 0)
+        forget_env(spec + 4);
+    d->have_key = true;
+    return 0;
+}
+
+/* Secrets where others may read them: one line each, at start. */
+static void warn_exposed_secrets(struct daemon *d)
+{
+    if (d->key_in_argv && strncmp(d->cfg.key, "key:", 4) == 0)
+        logf_(d, USBD_LOG_WARN, "-key=key:HEX: the key is visible to every local user in the "
+              "process list (ps); use -key=file:PATH or env:VAR");
+    if (d->cfg.config_warning)
+        logf_(d, USBD_LOG_WARN, "%s", d->cfg.config_warning);
+}
+
 /* The master key: -key, or the generated key file of the volume, or a new
  * one when the volume does not exist yet. */
 static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
 {
+    if (d->have_key) {
+        memcpy(key, d->key, SEAL_KEY_SIZE);
+        seal_wipe(d->key, sizeof d->key);
+        return 0;
+    }
     char msg[512], path[4200], spec[4300];
     unsigned warn = 0;
     const char *given = d->cfg.key;
@@ -365,9 +480,15 @@ static int close_device(struct daemon *d)
 /* Where clients connect when no -listen is given. */
 static int default_listen(struct daemon *d, char *buf, size_t n)
 {
-    const char *dir = "/run/usbd-objstore";
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        int err = errno;
+    /* $USBD_RUN_DIR: for tests, which cannot own /run/usbd-objstore. */
+    const char *dir = getenv("USBD_RUN_DIR");
+    if (!dir || !dir[0])
+        dir = "/run/usbd-objstore";
+    /* Made 0750 whatever the umask (the daemon's group may reach the socket,
+     * others may not); one that exists is someone's choice, left as it is. */
+    int err = mkdir(dir, 0750) == 0 ? (chmod(dir, 0750) == 0 ? 0 : errno)
+              : errno == EEXIST ? 0 : errno;
+    if (err) {
         logf_(d, USBD_LOG_ERROR, "cannot create %s for the default socket: %s (give -listen=unix:PATH)",
               dir, strerror(err));
         return err;
@@ -391,7 +512,13 @@ static int start_listeners(struct daemon *d)
         int err = usbd_server_listen(d->srv, d->cfg.listen[i]);
         if (err)
             return err;
-        logf_(d, USBD_LOG_INFO, "listening on %s", d->cfg.listen[i]);
+        bool remote = false; /* allowed by -listen-insecure, see check_listen() */
+        if (usbd_listen_is_remote(d->cfg.listen[i], &remote) == 0 && remote)
+            logf_(d, USBD_LOG_WARN, "listening on %s, which other machines can reach: NBD has no "
+                  "encryption or authentication, whoever connects can read and write this disk",
+                  d->cfg.listen[i]);
+        else
+            logf_(d, USBD_LOG_INFO, "listening on %s", d->cfg.listen[i]);
     }
     return 0;
 }
@@ -583,6 +710,9 @@ static int run_daemon(struct daemon *d)
 
     if (d->cfg.config_file)
         logf_(d, USBD_LOG_INFO, "config: %s", d->cfg.config_file);
+    warn_exposed_secrets(d);
+    if (read_given_key(d))
+        return EXIT_RUNTIME;
     if (open_device(d)) {
         close_device(d);
         return EXIT_RUNTIME;
@@ -594,6 +724,7 @@ static int run_daemon(struct daemon *d)
         .max_clients = (unsigned)d->cfg.max_clients,
         .inflight_bytes = (uint32_t)d->cfg.inflight,
         .handshake_timeout_s = (unsigned)((d->cfg.handshake_timeout_ms + 999) / 1000),
+        .send_timeout_s = (unsigned)((d->cfg.send_timeout_ms + 999) / 1000),
         .log = log_line,
         .log_level = d->level,
     };
@@ -648,11 +779,13 @@ int main(int argc, char **argv)
     char err_msg[512];
     config_defaults(&d.cfg);
     if (config_parse_args(&d.cfg, argc, argv, err_msg, sizeof err_msg) ||
-        (!d.cfg.help && !d.cfg.version && check_config(&d, err_msg, sizeof err_msg))) {
+        (!d.cfg.help && !d.cfg.version && (check_config(&d, err_msg, sizeof err_msg) ||
+                                           check_listen(&d.cfg, err_msg, sizeof err_msg)))) {
         fprintf(stderr, "usbd-objstore: %s\n", err_msg);
         config_free(&d.cfg);
         return EXIT_USAGE;
     }
+    d.key_in_argv = in_argv(d.cfg.key, argc, argv);
     int rc = 0;
     if (d.cfg.help)
         config_print_help(stdout);

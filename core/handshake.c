@@ -25,7 +25,7 @@ static int send_reply(struct conn *c, uint32_t opt, uint32_t type, const void *d
     be32_store(hdr + 12, type);
     be32_store(hdr + 16, len);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
-    return wire_writev(c->fd, iov, len ? 2 : 1);
+    return wire_writev(c->fd, iov, len ? 2 : 1, &c->deadline);
 }
 
 /* An error reply carries a message for the client's user, and the same
@@ -193,43 +193,46 @@ static int opt_export_name(struct conn *c, const uint8_t *d, uint32_t len)
     uint8_t b[10 + 124] = {0};
     be64_store(b, c->srv->dev->size);
     be16_store(b + 8, c->tflags);
-    return wire_write(c->fd, b, c->no_zeroes ? 10 : sizeof b);
+    return wire_write(c->fd, b, c->no_zeroes ? 10 : sizeof b, &c->deadline);
 }
 
-static void set_recv_timeout(int fd, unsigned seconds)
+/* Why the handshake ended, for its one log line. A timeout is the client's
+ * doing whichever way the bytes were going. */
+static void log_end(struct conn *c, int err, const char *where)
 {
-    struct timeval tv = {.tv_sec = seconds};
-    /* Best effort: without it a silent client only costs a slot. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
-static const char *read_error(int err)
-{
-    return err == ECONNRESET ? "client closed the connection"
-           : err == ETIMEDOUT ? "client too slow (handshake timeout)"
-                              : strerror(err);
+    struct usbd_server *s = c->srv;
+    if (err == ETIMEDOUT)
+        srv_log(s, USBD_LOG_WARN, "%s: option negotiation not finished within %us%s, "
+                "disconnecting (-handshake-timeout)", c->label, s->cfg.handshake_timeout_s, where);
+    else
+        srv_log(s, USBD_LOG_INFO, "%s: handshake ended%s: %s", c->label, where,
+                err == ECONNRESET ? "client closed the connection" : strerror(err));
 }
 
 int nbd_handshake(struct conn *c)
 {
     struct usbd_server *s = c->srv;
-    const unsigned timeout = s->cfg.handshake_timeout_s;
-    set_recv_timeout(c->fd, timeout);
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    /* One deadline for the whole negotiation, counted from now (the
+     * connection's thread starts as it is accepted): every read and write
+     * below is bounded by it, so a client cannot hold a slot longer by
+     * sending slowly or by not reading the replies. */
+    clock_gettime(CLOCK_MONOTONIC, &c->deadline);
+    c->deadline.tv_sec += (time_t)s->cfg.handshake_timeout_s;
 
     uint8_t greet[18];
     be64_store(greet, NBD_MAGIC);
     be64_store(greet + 8, NBD_IHAVEOPT);
     be16_store(greet + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-    int err = wire_write(c->fd, greet, sizeof greet);
-    if (err)
+    int err = wire_write(c->fd, greet, sizeof greet, &c->deadline);
+    if (err) {
+        log_end(c, err, " sending the greeting");
         return err;
+    }
 
     uint8_t cf[4];
-    err = wire_read(c->fd, cf, sizeof cf, NULL);
+    err = wire_read(c->fd, cf, sizeof cf, NULL, &c->deadline);
     if (err) {
-        srv_log(s, USBD_LOG_INFO, "%s: handshake ended: %s", c->label, read_error(err));
+        log_end(c, err, "");
         return err;
     }
     uint32_t cflags = be32_load(cf);
@@ -243,17 +246,10 @@ int nbd_handshake(struct conn *c)
     c->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
 
     for (;;) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec > (time_t)timeout) {
-            srv_log(s, USBD_LOG_WARN, "%s: option negotiation took over %us, disconnecting",
-                    c->label, timeout);
-            return ETIMEDOUT;
-        }
         uint8_t oh[16];
-        err = wire_read(c->fd, oh, sizeof oh, NULL);
+        err = wire_read(c->fd, oh, sizeof oh, NULL, &c->deadline);
         if (err) {
-            srv_log(s, USBD_LOG_INFO, "%s: handshake ended: %s", c->label, read_error(err));
+            log_end(c, err, "");
             return err;
         }
         if (be64_load(oh) != NBD_IHAVEOPT) {
@@ -270,11 +266,12 @@ int nbd_handshake(struct conn *c)
         uint8_t *d = malloc(len + 1u);
         if (!d)
             return ENOMEM;
-        err = wire_read(c->fd, d, len, NULL);
+        err = wire_read(c->fd, d, len, NULL, &c->deadline);
         if (err) {
             free(d);
-            srv_log(s, USBD_LOG_INFO, "%s: handshake ended inside option %u: %s", c->label, opt,
-                    read_error(err));
+            char where[48];
+            snprintf(where, sizeof where, " inside option %u", opt);
+            log_end(c, err, where);
             return err;
         }
         d[len] = 0;
@@ -322,11 +319,12 @@ int nbd_handshake(struct conn *c)
             srv_log(s, USBD_LOG_DEBUG, "%s: client aborted negotiation", c->label);
             return err;
         }
-        if (err)
+        if (err) {
+            if (err != ENOENT) /* unknown EXPORT_NAME: logged already */
+                log_end(c, err, " sending a reply");
             return err;
-        if (go) {
-            set_recv_timeout(c->fd, 0);
-            return 0;
         }
+        if (go)
+            return 0;
     }
 }

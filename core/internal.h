@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "nbd_proto.h"
 #include "usbd.h"
@@ -55,12 +56,14 @@ static inline void be64_store(void *p, uint64_t v)
 }
 
 /* Read exactly n bytes. 0, or ECONNRESET at end of stream (*got says how
- * far it came), or the errno of recv. */
-int wire_read(int fd, void *buf, size_t n, size_t *got);
-/* Write all of the iovecs. 0 or the errno of sendmsg (EPIPE: peer gone). */
+ * far it came), ETIMEDOUT when deadline (CLOCK_MONOTONIC; NULL: none) passes
+ * first or SO_RCVTIMEO expires, or the errno of recv or poll. */
+int wire_read(int fd, void *buf, size_t n, size_t *got, const struct timespec *deadline);
+/* Write all of the iovecs. 0, ETIMEDOUT (deadline passed, or SO_SNDTIMEO
+ * expired with nothing sent), or the errno of sendmsg (EPIPE: peer gone). */
 struct iovec;
-int wire_writev(int fd, struct iovec *iov, int iovcnt);
-int wire_write(int fd, const void *buf, size_t n);
+int wire_writev(int fd, struct iovec *iov, int iovcnt, const struct timespec *deadline);
+int wire_write(int fd, const void *buf, size_t n, const struct timespec *deadline);
 
 /* ----------------------------------------------------------- requests */
 struct nbd_request {
@@ -132,6 +135,7 @@ struct conn {
     char label[96];
     bool adopted; /* kernel socket: no handshake */
     pthread_t thread;
+    struct timespec deadline; /* CLOCK_MONOTONIC: when the handshake must be over */
 
     /* negotiated in the handshake */
     bool no_zeroes;
@@ -143,6 +147,7 @@ struct conn {
     pthread_mutex_t rlock; /* one reader at a time: request header + payload */
     pthread_mutex_t wlock; /* one writer at a time: a whole reply */
     atomic_bool dead;      /* stop reading; workers exit after their request */
+    atomic_bool send_failed; /* set under wlock: the stream is broken, send nothing more */
     bool disc_seen;
     /* buffered input, guarded by rlock */
     uint8_t *rbuf;

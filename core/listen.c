@@ -1,7 +1,9 @@
 /* listen.c - "unix:PATH" and "tcp:HOST:PORT" listeners. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,10 +79,30 @@ static int listen_unix(struct usbd_server *s, const char *path, const char *spec
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        err = errno;
+        if (err == ENOENT) {
+            char *slash = strrchr(sa.sun_path, '/');
+            if (slash && slash > sa.sun_path)
+                *slash = 0;
+            srv_log(s, USBD_LOG_ERROR, "-listen=%s: directory %s does not exist (create it, e.g. "
+                    "install -d -m 0750 %s)", spec, sa.sun_path, sa.sun_path);
+        } else {
+            srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, strerror(err));
+        }
+        close(fd);
+        return err;
+    }
+    /* bind() made the file 0777 & ~umask. Set 0660 before listen(): until
+     * then a connect() is refused, so the mode in between lets nobody in.
+     * Not umask() around bind(): the umask is the whole process's, and
+     * other threads (the cache's) create files meanwhile. NOFOLLOW: should
+     * the path have been swapped for a symlink since bind(), chmod nothing. */
+    if (fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) != 0 || listen(fd, 64) != 0) {
         err = errno;
         srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, strerror(err));
         close(fd);
+        unlink(path);
         return err;
     }
     err = add_listener(s, fd, path, spec);
@@ -91,7 +113,9 @@ static int listen_unix(struct usbd_server *s, const char *path, const char *spec
     return err;
 }
 
-static int listen_tcp(struct usbd_server *s, const char *hostport, const char *spec)
+/* "HOST:PORT", "[V6ADDR]:PORT" or "PORT" (host 127.0.0.1), resolved.
+ * EINVAL with a reason for the log in why. */
+static int resolve_tcp(const char *hostport, struct addrinfo **ai, char *why, size_t whylen)
 {
     char host[256] = "127.0.0.1";
     const char *port = hostport;
@@ -104,7 +128,7 @@ static int listen_tcp(struct usbd_server *s, const char *hostport, const char *s
             hl -= 2;
         }
         if (hl == 0 || hl >= sizeof host) {
-            srv_log(s, USBD_LOG_ERROR, "-listen=%s: bad host", spec);
+            snprintf(why, whylen, "bad host");
             return EINVAL;
         }
         memcpy(host, h, hl);
@@ -114,15 +138,54 @@ static int listen_tcp(struct usbd_server *s, const char *hostport, const char *s
     char *end;
     long pn = strtol(port, &end, 10);
     if (!port[0] || *end || pn < 0 || pn > 65535) {
-        srv_log(s, USBD_LOG_ERROR, "-listen=%s: bad port '%s' (use tcp:HOST:PORT)", spec, port);
+        snprintf(why, whylen, "bad port '%s' (use tcp:HOST:PORT)", port);
         return EINVAL;
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *ai;
-    int gai = getaddrinfo(host, port, &hints, &ai);
+    int gai = getaddrinfo(host, port, &hints, ai);
     if (gai != 0) {
-        srv_log(s, USBD_LOG_ERROR, "-listen=%s: cannot resolve '%s': %s", spec, host,
-                gai_strerror(gai));
+        snprintf(why, whylen, "cannot resolve '%s': %s", host, gai_strerror(gai));
+        return EINVAL;
+    }
+    return 0;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24 == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+int usbd_listen_is_remote(const char *spec, bool *remote)
+{
+    *remote = false;
+    if (strncmp(spec, "unix:", 5) == 0)
+        return 0;
+    if (strncmp(spec, "tcp:", 4) != 0)
+        return EINVAL;
+    struct addrinfo *ai;
+    char why[300];
+    int err = resolve_tcp(spec + 4, &ai, why, sizeof why);
+    if (err)
+        return err;
+    /* All of them: a name may resolve to loopback and to a real address. */
+    for (const struct addrinfo *a = ai; a; a = a->ai_next)
+        if (!is_loopback(a->ai_addr))
+            *remote = true;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int listen_tcp(struct usbd_server *s, const char *hostport, const char *spec)
+{
+    struct addrinfo *ai;
+    char why[300];
+    if (resolve_tcp(hostport, &ai, why, sizeof why) != 0) {
+        srv_log(s, USBD_LOG_ERROR, "-listen=%s: %s", spec, why);
         return EINVAL;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

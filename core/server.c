@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +73,8 @@ int usbd_server_create(struct usbd_dev *dev, const struct usbd_server_config *cf
         c.max_clients = 16;
     if (!c.handshake_timeout_s)
         c.handshake_timeout_s = 30;
+    if (!c.send_timeout_s)
+        c.send_timeout_s = 30;
 
     struct usbd_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -143,6 +146,22 @@ static void conn_unlink_and_free(struct conn *c)
     free(c);
 }
 
+/* A send that makes no progress for cfg.send_timeout_s fails with EAGAIN
+ * (wire_writev: ETIMEDOUT), so a client that stops reading its replies
+ * cannot hold a worker for ever. Not for the kernel's own sockets: the
+ * kernel reads every reply, and a slow moment there (memory pressure,
+ * a stuck filesystem above /dev/nbdX) must not cost /dev/nbdX its link. */
+static int set_send_timeout(struct conn *c)
+{
+    struct timeval tv = {.tv_sec = c->srv->cfg.send_timeout_s};
+    if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0)
+        return 0;
+    int err = errno;
+    srv_log(c->srv, USBD_LOG_ERROR, "%s: cannot set the send timeout: %s, disconnecting",
+            c->label, strerror(err));
+    return err;
+}
+
 static void *conn_main(void *arg)
 {
     struct conn *c = arg;
@@ -150,8 +169,8 @@ static void *conn_main(void *arg)
     int err = 0;
     if (c->adopted)
         c->tflags = server_tflags(s, false);
-    else
-        err = nbd_handshake(c);
+    else if ((err = nbd_handshake(c)) == 0)
+        err = set_send_timeout(c);
     if (!err) {
         srv_log(s, USBD_LOG_INFO, "%s: serving export '%s' (%s replies%s)", c->label,
                 s->export_name, c->structured ? "structured" : "simple",

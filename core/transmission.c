@@ -11,7 +11,8 @@
  * max_block, so a client cannot make the server allocate more than that,
  * whatever lengths it announces. A client that stops reading its replies
  * stalls only its own connection: its workers block in send, its budget runs
- * out, and no one else is affected.
+ * out, and no one else is affected; after cfg.send_timeout_s without
+ * progress the connection is cut off (send_locked).
  *
  * Ending: DISC, end of stream or a protocol error marks the connection dead;
  * workers finish and answer the requests they hold, then exit. */
@@ -55,7 +56,7 @@ static int conn_read(struct conn *c, void *dst, size_t n, size_t *got)
         c->rstart = c->rend = 0;
         if (n >= RBUF_SIZE / 2) {
             size_t g = 0;
-            int err = wire_read(c->fd, d, n, &g);
+            int err = wire_read(c->fd, d, n, &g, NULL);
             *got = want - n + g;
             return err;
         }
@@ -139,10 +140,23 @@ static void mark_dead(struct conn *c)
 
 /* ---------------------------------------------------------------- replies */
 
+/* After a failed send the stream may hold part of a reply: nothing more can
+ * be sent on it. A client that stopped reading (the send timeout, see
+ * set_send_timeout() in server.c) is told so in one line and cut off whole:
+ * the shutdown wakes the worker waiting in recv for its next request. */
 static int send_locked(struct conn *c, struct iovec *iov, int n)
 {
     pthread_mutex_lock(&c->wlock);
-    int err = wire_writev(c->fd, iov, n);
+    int err = atomic_load(&c->send_failed) ? EPIPE : wire_writev(c->fd, iov, n, NULL);
+    if (err && !atomic_load(&c->send_failed)) {
+        atomic_store(&c->send_failed, true);
+        if (err == ETIMEDOUT) {
+            srv_log(c->srv, USBD_LOG_WARN, "%s: client not reading its replies: nothing could be "
+                    "sent for %us, disconnecting (-send-timeout)", c->label,
+                    c->srv->cfg.send_timeout_s);
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    }
     pthread_mutex_unlock(&c->wlock);
     if (err)
         mark_dead(c);
@@ -339,6 +353,8 @@ static void limits_of(const struct conn *c, struct nbd_limits *lim)
 
 static void log_read_end(struct conn *c, int err, size_t got, size_t want, const char *what)
 {
+    if (atomic_load(&c->send_failed))
+        return; /* cut off by send_locked(), which said why */
     if (err == ECONNRESET && got == 0 && what[0] == 'h')
         srv_log(c->srv, USBD_LOG_INFO, "%s: client closed the connection without NBD_CMD_DISC",
                 c->label);

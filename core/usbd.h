@@ -140,8 +140,14 @@ struct usbd_server_config {
     unsigned max_clients;     /* simultaneous connections; 0: 16 */
     uint32_t inflight_bytes;  /* request payload bytes in flight per connection;
                                * 0: 64 MiB. Bounds memory per connection. */
-    unsigned handshake_timeout_s; /* a client has this long to finish option
-                                   * negotiation; 0: 30 */
+    unsigned handshake_timeout_s; /* a client has this long, from its connection,
+                                   * to finish option negotiation: one deadline
+                                   * for the whole of it, however slowly the
+                                   * client sends or reads; 0: 30 */
+    unsigned send_timeout_s;  /* a reply that makes no progress for this long
+                               * (the client stopped reading) disconnects the
+                               * client, with one log line; not applied to
+                               * usbd_server_adopt() sockets; 0: 30 */
     usbd_log_fn log;          /* NULL: usbd_log_stderr */
     void *log_opaque;
     enum usbd_log_level log_level; /* lines above this level are dropped */
@@ -156,9 +162,22 @@ int usbd_server_create(struct usbd_dev *dev, const struct usbd_server_config *cf
 
 /* Listen on "unix:PATH", "tcp:HOST:PORT", "tcp:PORT" (host 127.0.0.1) or
  * "tcp:[V6ADDR]:PORT". May be called several times. A unix PATH that another
- * live server listens on is EADDRINUSE; a stale socket file is replaced.
- * Errors: EINVAL (bad spec), EADDRINUSE, errno of socket/bind/listen; logged. */
+ * live server listens on is EADDRINUSE; a stale socket file is replaced. The
+ * socket file is made mode 0660 (its owner and group may connect) whatever
+ * the umask; its directory must exist (ENOENT otherwise), and who may reach
+ * it is up to that directory's mode. NBD has no authentication: see
+ * usbd_listen_is_remote() before listening on TCP beyond loopback.
+ * Errors: EINVAL (bad spec), EADDRINUSE, ENOENT, errno of socket/bind/chmod/
+ * listen; logged. */
 int usbd_server_listen(struct usbd_server *srv, const char *spec);
+
+/* Would a listener on spec (as for usbd_server_listen) accept connections
+ * from other machines? 0 with *remote false for "unix:" and for TCP on
+ * loopback only: 127.0.0.0/8, ::1, or a name (localhost) every address of
+ * which is loopback; *remote true for anything else, 0.0.0.0 and [::]
+ * included. EINVAL for a malformed spec or a name that does not resolve
+ * (usbd_server_listen would fail too). Not logged. */
+int usbd_listen_is_remote(const char *spec, bool *remote);
 
 /* Serve fd as a connection that is already in the transmission phase (no
  * handshake), as the kernel's nbd driver expects. The server owns fd. */

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -123,6 +125,41 @@ int main(void)
     CHECK(parse(&c, err, 1, "-name=tv") == EINVAL && strstr(err, "unknown key 'sise'"));
     CHECK(parse(&c, err, 2, "-name=tv", "--help") == 0 && c.help);
     CHECK(parse(&c, err, 2, "-name=tv", "-config") == EINVAL && strstr(err, "-config needs a file"));
+    unlink(tv);
+
+    /* A config file that holds the key itself and that group or others may
+     * read gets a warning naming it; file:PATH and env:VAR are no secret. */
+    char conf_arg[160];
+    snprintf(conf_arg, sizeof conf_arg, "-config=%s", tv);
+    struct { const char *text; mode_t mode; bool warn; } secret[] = {
+        {"key = key:0011\n", 0644, true},
+        {"kind = mem\nkey = key:0011\n", 0640, true},
+        {"key = key:0011\n", 0604, true},
+        {"key = 0011\n", 0644, true}, /* a mistyped form may be the key */
+        {"key = key:0011\n", 0600, false},
+        {"key = key:0011\n", 0620, false}, /* writable, not readable: not this warning */
+        {"key = file:/etc/usbd-objstore/tv.key\n", 0644, false},
+        {"key = env:TV_KEY\n", 0644, false},
+        {"kind = mem\ns3-credentials = /etc/usbd-objstore/tv.cred\n", 0644, false},
+    };
+    for (size_t i = 0; i < sizeof secret / sizeof *secret; i++) {
+        f = fopen(tv, "w");
+        CHECK(f != NULL);
+        fputs(secret[i].text, f);
+        fclose(f);
+        CHECK(chmod(tv, secret[i].mode) == 0);
+        CHECK(parse(&c, err, 1, conf_arg) == 0);
+        CHECK(!c.config_warning == !secret[i].warn);
+        if (c.config_warning) {
+            CHECK(strstr(c.config_warning, tv) && strstr(c.config_warning, "chmod 600"));
+            CHECK(strstr(c.config_warning, "line ") && !strstr(c.config_warning, "0011"));
+        }
+    }
+    /* Found by name in the config directory, the same. */
+    CHECK(chmod(tv, 0644) == 0 && (f = fopen(tv, "w")) != NULL);
+    fputs("key = key:0011\n", f);
+    fclose(f);
+    CHECK(parse(&c, err, 1, "-name=tv") == 0 && c.config_warning && strstr(c.config_warning, tv));
     unlink(tv);
     rmdir(dir);
     unsetenv("USBD_CONFIG_DIR");
