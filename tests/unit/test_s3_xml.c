@@ -58,6 +58,17 @@ static int list_str(const struct s3_str *x, struct objstore_list *l, bool *trunc
     return s3_xml_parse_list(x->p, x->len, l, trunc);
 }
 
+/* A listing of one Contents whose Key element holds key_xml. */
+static int list_key(const char *key_xml, struct objstore_list *l, bool *trunc)
+{
+    char doc[512];
+    snprintf(doc, sizeof doc,
+             "<ListBucketResult><Contents><Key>%s</Key><Size>1</Size></Contents>"
+             "</ListBucketResult>",
+             key_xml);
+    return list(doc, l, trunc);
+}
+
 /* A listing of n Contents, each Key key_len bytes long. */
 static void listing(struct s3_str *x, size_t n, size_t key_len)
 {
@@ -166,13 +177,8 @@ static void hostile(void)
      * cut sequence), also where the document declares another encoding:
      * S3 answers in UTF-8, and it is read as UTF-8. */
     static const char *const bad_utf8[] = {"\xff", "\xc0\xaf", "\x80", "\xc3", "\xed\xa0\x80"};
-    for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
-        x.len = 0;
-        s3_str_addf(&x, "<ListBucketResult><Contents><Key>a%sb</Key><Size>1</Size></Contents>"
-                        "</ListBucketResult>",
-                    bad_utf8[i]);
-        CHECK(list_str(&x, &l, &trunc) == EBADMSG);
-    }
+    for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++)
+        CHECK(list_key(bad_utf8[i], &l, &trunc) == EBADMSG);
     CHECK(parse_error("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><Error><Code>\xe9</Code>"
                       "</Error>",
                       code, msg) == EBADMSG);
@@ -212,24 +218,16 @@ static void hostile(void)
     }
 
     /* An unknown entity, in a Key; an unterminated one. */
-    CHECK(list("<ListBucketResult><Contents><Key>a&nbsp;b</Key><Size>1</Size></Contents>"
-               "</ListBucketResult>",
-               &l, &trunc) == EBADMSG);
-    CHECK(list("<ListBucketResult><Contents><Key>a&amp</Key><Size>1</Size></Contents>"
-               "</ListBucketResult>",
-               &l, &trunc) == EBADMSG);
+    CHECK(list_key("a&nbsp;b", &l, &trunc) == EBADMSG);
+    CHECK(list_key("a&amp", &l, &trunc) == EBADMSG);
 
     /* CDATA in a Key is valid XML: read as its bytes, next to escaped text,
      * with the key's own "]]" and "<&>" kept. */
-    CHECK(!list("<ListBucketResult><Contents><Key><![CDATA[p/<&>]]]]><![CDATA[>x]]>&amp;y"
-                "</Key><Size>3</Size></Contents></ListBucketResult>",
-                &l, &trunc));
-    CHECK(l.count == 1 && !strcmp(l.entries[0].key, "p/<&>]]>x&y") && l.entries[0].size == 3);
+    CHECK(!list_key("<![CDATA[p/<&>]]]]><![CDATA[>x]]>&amp;y", &l, &trunc));
+    CHECK(l.count == 1 && !strcmp(l.entries[0].key, "p/<&>]]>x&y"));
     /* A comment or a processing instruction inside a Key is not text. */
-    CHECK(!list("<ListBucketResult><Contents><Key>a<!-- c -->b<?pi x?>c</Key><Size>3</Size>"
-                "</Contents></ListBucketResult>",
-                &l, &trunc) &&
-          l.count == 1 && !strcmp(l.entries[0].key, "abc"));
+    CHECK(!list_key("a<!-- c -->b<?pi x?>c", &l, &trunc) && l.count == 1 &&
+          !strcmp(l.entries[0].key, "abc"));
 
     /* Two roots, a root after a comment, text after the root. */
     CHECK(list("<ListBucketResult></ListBucketResult><ListBucketResult></ListBucketResult>", &l,
@@ -239,9 +237,7 @@ static void hostile(void)
     CHECK(!list("<ListBucketResult/>\n<!-- trailing comment -->\n", &l, &trunc));
 
     /* Mixed content would be misread: "<Key>a<x/>b</Key>" is not a key. */
-    CHECK(list("<ListBucketResult><Contents><Key>a<x/>b</Key><Size>1</Size></Contents>"
-               "</ListBucketResult>",
-               &l, &trunc) == EBADMSG);
+    CHECK(list_key("a<x/>b", &l, &trunc) == EBADMSG);
     CHECK(list("<ListBucketResult><Contents>k<Key>a</Key><Size>1</Size></Contents>"
                "</ListBucketResult>",
                &l, &trunc) == EBADMSG);
@@ -253,6 +249,10 @@ static void hostile(void)
      * local name is what counts); an undeclared prefix is not XML. */
     CHECK(!list("<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                 "<Contents><Key>k</Key><Size>1</Size></Contents></ListBucketResult>",
+                &l, &trunc) &&
+          l.count == 1);
+    CHECK(!list("<ListBucketResult xmlns=\"urn:x\"><Contents xmlns=\"urn:y\"><Key>k</Key>"
+                "<Size>1</Size></Contents></ListBucketResult>",
                 &l, &trunc) &&
           l.count == 1);
     CHECK(!list("<s3:ListBucketResult xmlns:s3=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
