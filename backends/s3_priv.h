@@ -71,7 +71,8 @@ void s3_base64(const unsigned char *in, size_t n, char *out);
  * instructions are ignored. Anything it cannot read is EBADMSG, and so is
  * anything past these bounds, far above what S3 sends:
  * - a document longer than S3_XML_DOC_MAX bytes;
- * - elements nested more than 16 deep;
+ * - elements nested more than 16 deep, or names from the root longer
+ *   than 511 bytes together;
  * - a text longer than S3_XML_TEXT_MAX (no S3 field comes close);
  * - more than S3_XML_ENTRIES_MAX Contents in a listing page, or Deleted and
  *   Error in a DeleteResult (S3 sends at most 1000: max-keys, and the keys
@@ -85,7 +86,8 @@ void s3_base64(const unsigned char *in, size_t n, char *out);
 
 /* Error response: <Error><Code>..</Code><Message>..</Message></Error>.
  * code and msg are set to "" when absent; text is cut to fit. 0 if the body
- * is an Error document, EBADMSG otherwise (empty, HTML from a proxy, ...). */
+ * is an Error document, EBADMSG otherwise (empty, HTML from a proxy, ...),
+ * ENOMEM. */
 int s3_xml_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,
                        size_t msglen);
 
@@ -103,7 +105,7 @@ struct s3_delete_error {
 };
 /* DeleteResult: calls fn for each <Error> (quiet mode lists only errors).
  * A non-zero return of fn stops the walk and is returned. EBADMSG if the
- * body is not a DeleteResult. */
+ * body is not a DeleteResult; ENOMEM. */
 int s3_xml_parse_delete_result(const char *xml, size_t len,
                                int (*fn)(void *opaque, const struct s3_delete_error *e),
                                void *opaque);
