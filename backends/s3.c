@@ -60,8 +60,9 @@
 #define S3_LOW_SPEED_TIME_S_DEFAULT 30
 /* Error bodies are a few hundred bytes; more is kept only this far. */
 #define S3_ERRBODY_MAX (16 * 1024)
-/* A page of 1000 keys of 1024 bytes with their metadata stays far below. */
-#define S3_TEXTBODY_MAX (16u << 20)
+/* What the XML parser reads at most; a page of 1000 keys of 1024 bytes with
+ * their metadata stays far below. */
+#define S3_TEXTBODY_MAX S3_XML_DOC_MAX
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define S3_UNSIGNED "UNSIGNED-PAYLOAD"
 #define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"

@@ -61,16 +61,33 @@ void s3_base64(const unsigned char *in, size_t n, char *out);
 
 /* --------------------------------------------------------------------- XML */
 
-/* The parts of S3's XML answers the backend uses. The parser is small and
- * strict about structure (every tag closed, properly nested, entities
- * known) but ignores attributes, namespaces, comments and declarations.
- * Anything it cannot read is EBADMSG; a text longer than S3_XML_TEXT_MAX
- * is EBADMSG too (no S3 field comes close). */
+/* The parts of S3's XML answers the backend uses, read with expat. Strict
+ * about what could be misread: well-formed XML (one root, every tag closed
+ * and nested, only the predefined entities and character references,
+ * namespace prefixes declared), UTF-8 whatever the document declares (a
+ * UTF-16 byte order mark is honoured; the text handed on is UTF-8), no
+ * DOCTYPE, no text beside child elements. Elements are matched by local
+ * name: namespace URIs (S3's xmlns), attributes, comments and processing
+ * instructions are ignored. Anything it cannot read is EBADMSG, and so is
+ * anything past these bounds, far above what S3 sends:
+ * - a document longer than S3_XML_DOC_MAX bytes;
+ * - elements nested more than 16 deep, or names from the root longer
+ *   than 511 bytes together;
+ * - a text longer than S3_XML_TEXT_MAX (no S3 field comes close);
+ * - more than S3_XML_ENTRIES_MAX Contents in a listing page, or Deleted and
+ *   Error in a DeleteResult (S3 sends at most 1000: max-keys, and the keys
+ *   of one multi-object delete);
+ * - a listed Key longer than OBJSTORE_KEY_MAX (S3 refuses them at PUT).
+ * So a hostile body costs memory in proportion to its length (expat's copy
+ * of it) plus at most S3_XML_TEXT_MAX, and for a listing the keys kept. */
+#define S3_XML_DOC_MAX (16u << 20)
 #define S3_XML_TEXT_MAX 65536
+#define S3_XML_ENTRIES_MAX 1024
 
 /* Error response: <Error><Code>..</Code><Message>..</Message></Error>.
  * code and msg are set to "" when absent; text is cut to fit. 0 if the body
- * is an Error document, EBADMSG otherwise (empty, HTML from a proxy, ...). */
+ * is an Error document, EBADMSG otherwise (empty, HTML from a proxy, ...),
+ * ENOMEM. */
 int s3_xml_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,
                        size_t msglen);
 
@@ -88,7 +105,7 @@ struct s3_delete_error {
 };
 /* DeleteResult: calls fn for each <Error> (quiet mode lists only errors).
  * A non-zero return of fn stops the walk and is returned. EBADMSG if the
- * body is not a DeleteResult. */
+ * body is not a DeleteResult; ENOMEM. */
 int s3_xml_parse_delete_result(const char *xml, size_t len,
                                int (*fn)(void *opaque, const struct s3_delete_error *e),
                                void *opaque);

@@ -1,14 +1,15 @@
 /* s3_xml.c - read the few XML documents S3 answers with (Error,
- * ListBucketResult, DeleteResult) without an XML library.
+ * ListBucketResult, DeleteResult) through expat.
  *
- * One small walker turns a document into "element opened" and "element
- * closed, with its text" events, each with the path of element names from
- * the root ("ListBucketResult/Contents/Key"); the three readers below are
- * event handlers. The walker checks what matters for not misreading an
- * answer: tags nest and close, one root, entities are known, text has no
- * NUL. It skips what S3 adds around the data (the <?xml?> declaration,
- * comments, attributes such as xmlns, namespace prefixes). Input is
- * untrusted (a proxy, a broken server): every bound is explicit.
+ * expat checks the XML (one root, tags nested and closed, entities and
+ * character references, UTF-8); one small walker on top of it turns the
+ * document into "element opened" and "element closed, with its text"
+ * events, each with the path of local names from the root
+ * ("ListBucketResult/Contents/Key"), and the three readers below are event
+ * handlers. The answers are untrusted input (a proxy, a broken or hostile
+ * server), so the walker adds what expat leaves to its caller: the bounds
+ * of s3_priv.h (document size, depth, text per element, entries per page),
+ * no DTD at all, no mixed content. The first failure stops the parser.
  *
  * This Source Code Form is subject to the terms of the Mozilla Public License,
  * v. 2.0. If a copy of the MPL was not distributed with this file, You can
@@ -16,239 +17,162 @@
  */
 #include "s3_priv.h"
 
+#include <expat.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* S3's documents are 3 levels deep; room for a few more. */
+/* S3's documents are 3 levels deep; room for a few more. Stopping here also
+ * keeps expat's own tag stack small. */
 #define XML_DEPTH_MAX 16
 #define XML_PATH_MAX 512
+/* Splits expat's "URI<sep>local" names. The header of expat advises '\n':
+ * no XML name holds one, so the local name is what follows the last. */
+#define XML_NS_SEP '\n'
 
 typedef int (*xml_fn)(void *opaque, bool close, const char *path, const char *text, size_t len);
 
-static const char *find(const char *p, const char *end, const char *needle)
+struct walk {
+    XML_Parser parser;
+    xml_fn fn;
+    void *opaque;
+    int err;                      /* the first failure; the parser is stopped */
+    size_t depth, plen;
+    size_t marks[XML_DEPTH_MAX];  /* path length before each open element */
+    char path[XML_PATH_MAX];
+    bool leaf;                    /* the innermost open element has no child yet */
+    struct s3_str text;           /* character data since the last tag */
+};
+
+static void walk_fail(struct walk *w, int err)
 {
-    size_t n = strlen(needle);
-    for (; (size_t)(end - p) >= n; p++)
-        if (memcmp(p, needle, n) == 0)
-            return p;
-    return NULL;
+    if (!w->err)
+        w->err = err;
+    /* expat may still call a handler or two (the end of an empty element):
+     * each returns at once on w->err. */
+    XML_StopParser(w->parser, XML_FALSE);
 }
 
-static bool starts(const char *p, const char *end, const char *s)
+static void text_reset(struct walk *w)
 {
-    size_t n = strlen(s);
-    return (size_t)(end - p) >= n && memcmp(p, s, n) == 0;
+    w->text.len = 0;
+    if (w->text.p)
+        w->text.p[0] = '\0';
 }
 
-static bool is_space(char c)
+static bool text_blank(const struct walk *w)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static void put_utf8(struct s3_str *t, uint32_t cp)
-{
-    char b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    } else {
-        b[0] = (char)(0xf0 | cp >> 18), b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-        b[2] = (char)(0x80 | (cp >> 6 & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+    for (size_t i = 0; i < w->text.len; i++) {
+        char c = w->text.p[i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+            return false;
     }
-    s3_str_add(t, b, n);
+    return true;
 }
 
-/* Append character data [p, end) to t, decoding entities. */
-static int add_text(struct s3_str *t, const char *p, const char *end)
+static void XMLCALL on_start(void *opaque, const XML_Char *name, const XML_Char **atts)
 {
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if (memchr(p, '\0', (size_t)(stop - p)))
-            return EBADMSG;
-        s3_str_add(t, p, (size_t)(stop - p));
-        if (!amp)
-            break;
-        const char *semi = memchr(amp, ';', (size_t)(end - amp) < 12 ? (size_t)(end - amp) : 12);
-        if (!semi)
-            return EBADMSG;
-        const char *e = amp + 1;
-        size_t n = (size_t)(semi - e);
-        if (n == 2 && !memcmp(e, "lt", 2))
-            s3_str_adds(t, "<");
-        else if (n == 2 && !memcmp(e, "gt", 2))
-            s3_str_adds(t, ">");
-        else if (n == 3 && !memcmp(e, "amp", 3))
-            s3_str_adds(t, "&");
-        else if (n == 4 && !memcmp(e, "quot", 4))
-            s3_str_adds(t, "\"");
-        else if (n == 4 && !memcmp(e, "apos", 4))
-            s3_str_adds(t, "'");
-        else if (n >= 2 && e[0] == '#') {
-            bool hex = e[1] == 'x' || e[1] == 'X';
-            const char *d = e + 1 + hex;
-            if (d == semi)
-                return EBADMSG;
-            uint32_t cp = 0;
-            for (; d < semi; d++) {
-                int v;
-                if (*d >= '0' && *d <= '9')
-                    v = *d - '0';
-                else if (hex && *d >= 'a' && *d <= 'f')
-                    v = *d - 'a' + 10;
-                else if (hex && *d >= 'A' && *d <= 'F')
-                    v = *d - 'A' + 10;
-                else
-                    return EBADMSG;
-                cp = cp * (hex ? 16 : 10) + (uint32_t)v;
-                if (cp > 0x10ffff)
-                    return EBADMSG;
-            }
-            if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
-                return EBADMSG;
-            put_utf8(t, cp);
-        } else {
-            return EBADMSG;
-        }
-        p = semi + 1;
+    struct walk *w = opaque;
+    if (w->err)
+        return;
+    /* S3 has no mixed content: text beside child elements is not an answer
+     * (and reading "<Key>a<x/>b</Key>" as "b" would misread one). */
+    if (!text_blank(w)) {
+        walk_fail(w, EBADMSG);
+        return;
     }
-    if (t->err)
-        return t->err;
-    return t->len > S3_XML_TEXT_MAX ? EBADMSG : 0;
+    const char *local = strrchr(name, XML_NS_SEP);
+    local = local ? local + 1 : name;
+    size_t nlen = strlen(local);
+    if (w->depth == XML_DEPTH_MAX || w->plen + 1 + nlen >= sizeof w->path) {
+        walk_fail(w, EBADMSG);
+        return;
+    }
+    w->marks[w->depth++] = w->plen;
+    if (w->depth > 1)
+        w->path[w->plen++] = '/';
+    memcpy(w->path + w->plen, local, nlen + 1);
+    w->plen += nlen;
+    w->leaf = true;
+    text_reset(w);
+    int err = w->fn(w->opaque, false, w->path, "", 0);
+    if (err)
+        walk_fail(w, err);
+}
+
+static void XMLCALL on_end(void *opaque, const XML_Char *name)
+{
+    struct walk *w = opaque;
+    if (w->err)
+        return;
+    if (!w->leaf && !text_blank(w)) {
+        walk_fail(w, EBADMSG);
+        return;
+    }
+    /* Only a leaf has text: the blanks between children are layout. */
+    int err = w->leaf ? w->fn(w->opaque, true, w->path, w->text.p ? w->text.p : "", w->text.len)
+                      : w->fn(w->opaque, true, w->path, "", 0);
+    if (err) {
+        walk_fail(w, err);
+        return;
+    }
+    w->plen = w->marks[--w->depth];
+    w->path[w->plen] = '\0';
+    w->leaf = false;
+    text_reset(w);
+}
+
+static void XMLCALL on_text(void *opaque, const XML_Char *s, int len)
+{
+    struct walk *w = opaque;
+    if (w->err)
+        return;
+    size_t n = (size_t)len;
+    /* expat never passes a NUL (neither a raw one nor &#0; is XML), but the
+     * readers hand text on as C strings: a NUL would cut a key silently. */
+    if (n > S3_XML_TEXT_MAX - w->text.len || memchr(s, '\0', n)) {
+        walk_fail(w, EBADMSG);
+        return;
+    }
+    s3_str_add(&w->text, s, n);
+    if (w->text.err)
+        walk_fail(w, w->text.err);
+}
+
+/* S3 never sends a DTD, and a DTD is where entity declarations live (the
+ * billion laughs, external entities): refused before its internal subset is
+ * read, so no entity but the five predefined ones can ever be referenced.
+ * (expat >= 2.4 would also cap the amplification; it never gets that far.) */
+static void XMLCALL on_doctype(void *opaque, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    walk_fail(opaque, EBADMSG);
 }
 
 static int xml_walk(const char *xml, size_t len, xml_fn fn, void *opaque)
 {
-    const char *p = xml, *end = xml + len;
-    char path[XML_PATH_MAX];
-    size_t marks[XML_DEPTH_MAX]; /* path length before each open element */
-    size_t depth = 0, plen = 0;
-    bool root_seen = false;
-    struct s3_str text = S3_STR_INIT;
-    int err = 0;
-    path[0] = '\0';
-
-    while (p < end && !err) {
-        if (*p != '<') {
-            const char *lt = memchr(p, '<', (size_t)(end - p));
-            const char *stop = lt ? lt : end;
-            if (depth == 0) {
-                for (; p < stop; p++)
-                    if (!is_space(*p))
-                        err = EBADMSG;
-            } else {
-                err = add_text(&text, p, stop);
-            }
-            p = stop;
-            continue;
-        }
-        if (starts(p, end, "<?")) {
-            const char *q = find(p, end, "?>");
-            err = q ? 0 : EBADMSG;
-            p = q ? q + 2 : end;
-        } else if (starts(p, end, "<!--")) {
-            const char *q = find(p + 4, end, "-->");
-            err = q ? 0 : EBADMSG;
-            p = q ? q + 3 : end;
-        } else if (starts(p, end, "<![CDATA[")) {
-            const char *q = find(p + 9, end, "]]>");
-            if (!q || depth == 0 || memchr(p + 9, '\0', (size_t)(q - p - 9))) {
-                err = EBADMSG;
-                break;
-            }
-            s3_str_add(&text, p + 9, (size_t)(q - p - 9));
-            err = text.err ? text.err : (text.len > S3_XML_TEXT_MAX ? EBADMSG : 0);
-            p = q + 3;
-        } else if (starts(p, end, "<!")) {
-            /* <!DOCTYPE ...>: only before the root; no internal subsets. */
-            const char *q = memchr(p, '>', (size_t)(end - p));
-            if (!q || root_seen || memchr(p, '[', (size_t)(q - p)))
-                err = EBADMSG;
-            p = q ? q + 1 : end;
-        } else {
-            bool closing = p[1] == '/';
-            const char *name = p + 1 + closing;
-            const char *q = name;
-            while (q < end && !is_space(*q) && *q != '>' && *q != '/')
-                q++;
-            size_t nlen = (size_t)(q - name);
-            /* Attributes: skip to the '>' outside quotes. */
-            char quote = 0;
-            const char *gt = q;
-            for (; gt < end; gt++) {
-                if (quote) {
-                    if (*gt == quote)
-                        quote = 0;
-                } else if (*gt == '"' || *gt == '\'') {
-                    quote = *gt;
-                } else if (*gt == '>' || *gt == '<') {
-                    break;
-                }
-            }
-            if (nlen == 0 || gt >= end || *gt != '>') {
-                err = EBADMSG;
-                break;
-            }
-            bool empty = !closing && gt[-1] == '/';
-            if (closing && gt != q) {
-                for (const char *c = q; c < gt; c++)
-                    if (!is_space(*c))
-                        err = EBADMSG;
-            }
-            /* Namespace prefix ("s3:Key"): the local name is what counts. */
-            const char *colon = memchr(name, ':', nlen);
-            if (colon) {
-                nlen -= (size_t)(colon + 1 - name);
-                name = colon + 1;
-            }
-            p = gt + 1;
-            if (err)
-                break;
-            if (closing) {
-                if (depth == 0 || plen - marks[depth - 1] - (depth > 1) != nlen ||
-                    memcmp(path + plen - nlen, name, nlen) != 0) {
-                    err = EBADMSG;
-                    break;
-                }
-                err = fn(opaque, true, path, text.p ? text.p : "", text.len);
-                text.len = 0;
-                if (text.p)
-                    text.p[0] = '\0';
-                plen = marks[--depth];
-                path[plen] = '\0';
-                continue;
-            }
-            if ((depth == 0 && root_seen) || depth == XML_DEPTH_MAX ||
-                plen + 1 + nlen >= sizeof path || memchr(name, '\0', nlen)) {
-                err = EBADMSG;
-                break;
-            }
-            root_seen = true;
-            marks[depth++] = plen;
-            if (depth > 1)
-                path[plen++] = '/';
-            memcpy(path + plen, name, nlen);
-            plen += nlen;
-            path[plen] = '\0';
-            text.len = 0;
-            if (text.p)
-                text.p[0] = '\0';
-            err = fn(opaque, false, path, "", 0);
-            if (!err && empty) {
-                err = fn(opaque, true, path, "", 0);
-                plen = marks[--depth];
-                path[plen] = '\0';
-            }
-        }
-    }
-    s3_str_free(&text);
-    if (!err && (depth != 0 || !root_seen))
-        err = EBADMSG;
+    /* The callers cap the body before this (s3.c: S3_TEXTBODY_MAX for
+     * listings and delete results, which is S3_XML_DOC_MAX; S3_ERRBODY_MAX
+     * for error bodies); the check here keeps the parser's own promise, and
+     * XML_Parse's int length, whoever calls it. */
+    if (len > S3_XML_DOC_MAX)
+        return EBADMSG;
+    /* "UTF-8" as if the protocol said so: S3 answers in UTF-8, and expat
+     * then ignores an encoding declaration instead of switching decoders
+     * (a UTF-16 byte order mark still wins; the text is UTF-8 anyway). */
+    struct walk w = {.parser = XML_ParserCreateNS("UTF-8", XML_NS_SEP), .fn = fn,
+                     .opaque = opaque, .text = S3_STR_INIT};
+    if (!w.parser)
+        return ENOMEM;
+    XML_SetUserData(w.parser, &w);
+    XML_SetElementHandler(w.parser, on_start, on_end);
+    XML_SetCharacterDataHandler(w.parser, on_text);
+    XML_SetStartDoctypeDeclHandler(w.parser, on_doctype);
+    enum XML_Status st = XML_Parse(w.parser, xml, (int)len, XML_TRUE);
+    int err = w.err;
+    if (!err && st != XML_STATUS_OK)
+        err = XML_GetErrorCode(w.parser) == XML_ERROR_NO_MEMORY ? ENOMEM : EBADMSG;
+    XML_ParserFree(w.parser);
+    s3_str_free(&w.text);
     return err;
 }
 
@@ -304,11 +228,11 @@ int s3_xml_parse_error(const char *xml, size_t len, char *code, size_t codelen, 
 struct list_ctx {
     struct objstore_list *out;
     size_t cap;
+    size_t added;       /* Contents seen by this call */
     bool *truncated;
     char *key;          /* of the Contents being read */
     uint64_t size;
     bool have_size;
-    bool in_contents;
 };
 
 static int parse_u64(const char *text, size_t len, uint64_t *v)
@@ -335,10 +259,11 @@ static int list_ev(void *opaque, bool close, const char *path, const char *text,
         if (!strchr(path, '/') && strcmp(path, "ListBucketResult") != 0)
             return EBADMSG;
         if (!strcmp(path, "ListBucketResult/Contents")) {
+            if (c->added++ == S3_XML_ENTRIES_MAX)
+                return EBADMSG;
             free(c->key);
             c->key = NULL;
             c->have_size = false;
-            c->in_contents = true;
         }
         return 0;
     }
@@ -350,7 +275,8 @@ static int list_ev(void *opaque, bool close, const char *path, const char *text,
         else
             return EBADMSG;
     } else if (!strcmp(path, "ListBucketResult/Contents/Key")) {
-        if (len == 0 || c->key)
+        /* S3 refuses longer keys at PUT: a longer one is not a listing. */
+        if (len == 0 || len > OBJSTORE_KEY_MAX || c->key)
             return EBADMSG;
         c->key = strndup(text, len);
         if (!c->key)
@@ -375,7 +301,6 @@ static int list_ev(void *opaque, bool close, const char *path, const char *text,
         o->entries[o->count].size = c->size;
         o->count++;
         c->key = NULL;
-        c->in_contents = false;
     }
     return 0;
 }
@@ -394,6 +319,7 @@ int s3_xml_parse_list(const char *xml, size_t len, struct objstore_list *out, bo
 struct delete_ctx {
     int (*fn)(void *opaque, const struct s3_delete_error *e);
     void *opaque;
+    size_t entries;     /* Deleted and Error seen */
     struct s3_delete_error e;
 };
 
@@ -403,7 +329,13 @@ static int delete_ev(void *opaque, bool close, const char *path, const char *tex
     if (!close) {
         if (!strchr(path, '/') && strcmp(path, "DeleteResult") != 0)
             return EBADMSG;
-        if (!strcmp(path, "DeleteResult/Error"))
+        /* One entry per key asked (at most OBJSTORE_DELETE_MANY_MAX): more
+         * would only flood the log with an error line each. */
+        bool error = !strcmp(path, "DeleteResult/Error");
+        if ((error || !strcmp(path, "DeleteResult/Deleted")) &&
+            c->entries++ == S3_XML_ENTRIES_MAX)
+            return EBADMSG;
+        if (error)
             memset(&c->e, 0, sizeof c->e);
         return 0;
     }

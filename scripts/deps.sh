@@ -4,7 +4,7 @@
 # missing, so a second run is quick.
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libssl-dev liblmdb-dev
-            libcurl4-openssl-dev)
+            libcurl4-openssl-dev libexpat1-dev)
 # nbdfuse comes with libnbd-bin (which Provides it: naming it here made every
 # run think something was missing and call apt-get).
 TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit fuse3 fio

@@ -1,7 +1,8 @@
 #!/bin/bash
 # test.sh: the whole test suite, as CI runs it. Installs what is missing
 # (needs root for that), builds release and ASan+UBSan, runs every test in
-# both, then fuzzes the NBD parser for FUZZ_SECONDS (default 60).
+# both, then fuzzes the NBD parser for FUZZ_SECONDS (default 60) and the S3
+# XML parser for a third of that (tests/fuzz/run-fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -29,7 +30,7 @@ for t in nbd-attach-test.sh usb-gadget-test.sh boot-from-usb.sh; do
     case $rc in 0) passed=$((passed + 1)) ;; 77) skipped=$((skipped + 1)) ;;
                 *) failed=$((failed + 1)); status=1 ;; esac
 done
-echo "=== fuzz (${FUZZ_SECONDS:-60}s)"
+echo "=== fuzz (tests/fuzz/run-fuzz.sh, FUZZ_SECONDS=${FUZZ_SECONDS:-60})"
 if tests/fuzz/run-fuzz.sh build-fuzz "${FUZZ_SECONDS:-60}"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 [ $status = 0 ] || echo "test.sh: FAILURES above"
 echo "$passed passed, $failed failed, $skipped skipped"
