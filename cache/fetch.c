@@ -51,8 +51,9 @@ int fetch_chunk(struct cache *c, uint64_t index, uint64_t gen, const uint8_t *ta
          * committed? A never-committed upload or an older copy under the
          * same key has another tag. */
         static const uint8_t unknown[TAG_SIZE];
+        uint8_t got[TAG_SIZE];
         if (!err && tag && memcmp(tag, unknown, TAG_SIZE) != 0 &&
-            memcmp((const uint8_t *)obj.data + obj.len - SEAL_MAC_SIZE, tag, TAG_SIZE) != 0) {
+            (seal_tag(obj.data, obj.len, got) != 0 || memcmp(got, tag, TAG_SIZE) != 0)) {
             cache_log(c, USBD_LOG_ERROR, "chunk 0x%llx gen %llx: the object in the store is not the "
                       "one its epoch committed (a replaced or never-committed object): reads of it "
                       "get EIO", (unsigned long long)index, (unsigned long long)gen);

@@ -103,7 +103,7 @@ static void *upload_worker(void *arg)
         err = volume_put(c, what, 0, key, obj, len);
         if (!err) {
             u->new_gen = job->gen;
-            memcpy(u->tag, obj + len - SEAL_MAC_SIZE, TAG_SIZE);
+            err = seal_tag(obj, len, u->tag);
             sealed += len;
             atomic_fetch_add(&c->bytes_uploaded, len);
             atomic_fetch_add(&c->objects_put, 1);

@@ -44,7 +44,7 @@
  * only replay objects this volume's key sealed, so matching 128 bits of the
  * tag tells the committed one from any other (a never-committed upload, an
  * older copy). All zeros: unknown (a volume made before tags existed). */
-#define TAG_SIZE 16
+#define TAG_SIZE SEAL_TAG_SIZE
 
 struct chunk {
     uint64_t gen;

@@ -133,3 +133,14 @@ int seal_peek(const void *obj, size_t obj_len, struct seal_hdr *hdr)
     *hdr = h;
     return 0;
 }
+
+int seal_tag(const void *obj, size_t obj_len, uint8_t tag[SEAL_TAG_SIZE])
+{
+    struct seal_hdr h;
+    int err = seal_peek(obj, obj_len, &h);
+    if (err)
+        return err;
+    /* HMAC-SHA256 is the only MAC of format 1: SEAL_MAC_SIZE bytes at the end. */
+    memcpy(tag, (const uint8_t *)obj + obj_len - SEAL_MAC_SIZE, SEAL_TAG_SIZE);
+    return 0;
+}

@@ -238,6 +238,14 @@ int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct
 int seal_open(struct seal_ctx *ctx, const struct seal_keys *keys, const struct seal_id *id,
               const void *obj, size_t obj_len, void *out, size_t out_cap, uint32_t *plain_len);
 
+/* The tag of a sealed object: the first SEAL_TAG_SIZE bytes of its
+ * authenticator (the MAC that ends the object), what a record keeps to name
+ * one object among all those the key could have sealed under the same
+ * identity. Takes the MAC's size from the header. EPROTO if obj is not a
+ * well-formed object (as seal_peek); nothing is authenticated here. */
+#define SEAL_TAG_SIZE 16u
+int seal_tag(const void *obj, size_t obj_len, uint8_t tag[SEAL_TAG_SIZE]);
+
 /* A parsed header. */
 struct seal_hdr {
     uint16_t version;

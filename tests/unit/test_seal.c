@@ -180,6 +180,10 @@ static void test_kinds(void)
         uint32_t got;
         CHECK_ERR(seal_open(ctx, &keys, &id, obj, len, out, sizeof out, &got), 0);
         CHECK(got == sizeof plain && memcmp(out, plain, got) == 0);
+        uint8_t tag[SEAL_TAG_SIZE];
+        CHECK_ERR(seal_tag(obj, len, tag), 0); /* the head of the MAC that ends it */
+        CHECK(memcmp(tag, obj + len - SEAL_MAC_SIZE, SEAL_TAG_SIZE) == 0);
+        CHECK_ERR(seal_tag(obj, len - 1, tag), EPROTO);
         for (int other = SEAL_KIND_CHUNK; other <= SEAL_KIND_MARK; other++) {
             if (other == k)
                 continue;
