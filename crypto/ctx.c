@@ -22,7 +22,9 @@ int seal_ctx_new(struct seal_ctx **out)
     ctx->zc = ZSTD_createCCtx();
     ctx->zd = ZSTD_createDCtx();
     ctx->cc = EVP_CIPHER_CTX_new();
-    if (!ctx->zc || !ctx->zd || !ctx->cc)
+    ctx->aead_cc = EVP_CIPHER_CTX_new();
+    ctx->chacha_cc = EVP_CIPHER_CTX_new();
+    if (!ctx->zc || !ctx->zd || !ctx->cc || !ctx->aead_cc || !ctx->chacha_cc)
         goto fail;
     /* A provider without these algorithms (a FIPS-only build missing CTR,
      * say) is a configuration problem, not a memory one. */
@@ -35,6 +37,18 @@ int seal_ctx_new(struct seal_ctx **out)
     if (!ctx->mc) {
         err = ENOMEM;
         goto fail;
+    }
+    /* ChaCha20-Poly1305 is optional: a FIPS provider has none of it, and a
+     * volume that does not use it must still open (its objects give EIO). */
+    ctx->aead = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    ctx->chacha = EVP_CIPHER_fetch(NULL, "ChaCha20", NULL);
+    ctx->poly = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+    if (ctx->aead && ctx->chacha && ctx->poly) {
+        ctx->pc = EVP_MAC_CTX_new(ctx->poly);
+        if (!ctx->pc) {
+            err = ENOMEM;
+            goto fail;
+        }
     }
     /* The MAC covers the payload, so zstd's own checksum would be redundant
      * work; the content size in the frame lets opening cross-check it. */
@@ -60,6 +74,12 @@ void seal_ctx_free(struct seal_ctx *ctx)
     EVP_CIPHER_free(ctx->aes);
     EVP_MAC_CTX_free(ctx->mc);
     EVP_MAC_free(ctx->hmac);
+    EVP_CIPHER_CTX_free(ctx->aead_cc);
+    EVP_CIPHER_CTX_free(ctx->chacha_cc);
+    EVP_CIPHER_free(ctx->aead);
+    EVP_CIPHER_free(ctx->chacha);
+    EVP_MAC_CTX_free(ctx->pc);
+    EVP_MAC_free(ctx->poly);
     if (ctx->scratch)
         seal_wipe(ctx->scratch, ctx->scratch_cap);
     free(ctx->scratch);

@@ -72,6 +72,40 @@ void seal_hdr_encode(const struct seal_hdr *hdr, uint8_t out[SEAL_HDR_SIZE])
     memcpy(out + OFF_IV, hdr->iv, SEAL_IV_SIZE);
 }
 
+size_t seal_mac_size(unsigned mac)
+{
+    return mac == SEAL_MAC_HMAC_SHA256 ? SEAL_HMAC_SIZE
+           : mac == SEAL_MAC_POLY1305  ? SEAL_POLY1305_SIZE
+                                       : 0;
+}
+
+/* The MAC algorithm that goes with cipher: an AEAD brings its own tag. */
+unsigned seal_cipher_mac(unsigned cipher)
+{
+    return cipher == SEAL_CIPHER_CHACHA20POLY1305 ? SEAL_MAC_POLY1305 : SEAL_MAC_HMAC_SHA256;
+}
+
+static const char *const cipher_names[] = {
+    [SEAL_CIPHER_NONE] = "none",
+    [SEAL_CIPHER_AES256CTR] = "aes-256-ctr",
+    [SEAL_CIPHER_CHACHA20POLY1305] = "chacha20-poly1305",
+};
+
+const char *seal_cipher_name(unsigned cipher)
+{
+    return cipher < sizeof cipher_names / sizeof cipher_names[0] ? cipher_names[cipher] : NULL;
+}
+
+int seal_cipher_parse(const char *name, enum seal_cipher *out)
+{
+    for (unsigned i = 0; name && i < sizeof cipher_names / sizeof cipher_names[0]; i++)
+        if (strcmp(name, cipher_names[i]) == 0) {
+            *out = (enum seal_cipher)i;
+            return 0;
+        }
+    return EINVAL;
+}
+
 bool seal_kind_known(unsigned kind)
 {
     /* A delta (5) is reserved in the format but has no defined payload yet. */
@@ -85,7 +119,8 @@ int seal_peek(const void *obj, size_t obj_len, struct seal_hdr *hdr)
         return EINVAL;
     memset(hdr, 0, sizeof *hdr);
     const uint8_t *p = obj;
-    if (obj_len < SEAL_HDR_SIZE + SEAL_MAC_SIZE)
+    /* The shortest object: a header and the shortest authenticator. */
+    if (obj_len < SEAL_HDR_SIZE + SEAL_POLY1305_SIZE)
         return EPROTO;
     if (memcmp(p + OFF_MAGIC, magic, sizeof magic) != 0)
         return EPROTO;
@@ -111,17 +146,23 @@ int seal_peek(const void *obj, size_t obj_len, struct seal_hdr *hdr)
         return EPROTO;
     if (h.comp != SEAL_COMP_NONE && h.comp != SEAL_COMP_ZSTD)
         return EPROTO;
-    if (h.cipher != SEAL_CIPHER_NONE && h.cipher != SEAL_CIPHER_AES256CTR)
+    if (h.cipher != SEAL_CIPHER_NONE && h.cipher != SEAL_CIPHER_AES256CTR &&
+        h.cipher != SEAL_CIPHER_CHACHA20POLY1305)
         return EPROTO;
-    if (h.mac != SEAL_MAC_HMAC_SHA256)
+    /* One MAC per cipher: a header that pairs them otherwise (Poly1305
+     * without its cipher, HMAC beside an AEAD) is not of this format. */
+    if (h.mac != seal_cipher_mac(h.cipher))
         return EPROTO;
     if (!all_zero(p + OFF_RSV1, 2) || !all_zero(p + OFF_RSV2, 8))
         return EPROTO;
     if (h.cipher == SEAL_CIPHER_NONE && !all_zero(h.iv, SEAL_IV_SIZE))
         return EPROTO;
+    if (h.cipher == SEAL_CIPHER_CHACHA20POLY1305 &&
+        !all_zero(h.iv + SEAL_NONCE_SIZE, SEAL_IV_SIZE - SEAL_NONCE_SIZE))
+        return EPROTO;
     if (h.plain_len > SEAL_MAX_PLAIN)
         return EPROTO;
-    if ((uint64_t)obj_len != (uint64_t)SEAL_HDR_SIZE + h.stored_len + SEAL_MAC_SIZE)
+    if ((uint64_t)obj_len != (uint64_t)SEAL_HDR_SIZE + h.stored_len + seal_mac_size(h.mac))
         return EPROTO;
     /* The sealer keeps compression only when it shrinks the payload, so any
      * other combination is not something this format produces. */
@@ -140,7 +181,7 @@ int seal_tag(const void *obj, size_t obj_len, uint8_t tag[SEAL_TAG_SIZE])
     int err = seal_peek(obj, obj_len, &h);
     if (err)
         return err;
-    /* HMAC-SHA256 is the only MAC of format 1: SEAL_MAC_SIZE bytes at the end. */
-    memcpy(tag, (const uint8_t *)obj + obj_len - SEAL_MAC_SIZE, SEAL_TAG_SIZE);
+    /* The authenticator ends the object; seal_peek checked its length. */
+    memcpy(tag, (const uint8_t *)obj + obj_len - seal_mac_size(h.mac), SEAL_TAG_SIZE);
     return 0;
 }

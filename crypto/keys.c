@@ -1,5 +1,5 @@
-/* keys.c - derive a volume's encryption key, MAC key and key check value
- * from the master key (HKDF-SHA256), compare and wipe them.
+/* keys.c - derive a volume's AES key, HMAC key, ChaCha20-Poly1305 key and
+ * key check value from the master key (HKDF-SHA256), compare and wipe them.
  *
  * This Source Code Form is subject to the terms of the Mozilla Public License,
  * v. 2.0. If a copy of the MPL was not distributed with this file, You can
@@ -20,6 +20,8 @@
 static const char info_enc[] = "usbd-objstore v1 aes-256-ctr key";
 static const char info_mac[] = "usbd-objstore v1 hmac-sha256 key";
 static const char info_kcv[] = "usbd-objstore v1 key check value";
+/* Its own key, not the AES one: a key is never used by two algorithms. */
+static const char info_chacha[] = "usbd-objstore v1 chacha20-poly1305 key";
 
 static int hkdf(EVP_KDF_CTX *kctx, const uint8_t master[SEAL_KEY_SIZE],
                 const uint8_t uuid[SEAL_UUID_SIZE], const char *info, uint8_t *out, size_t n)
@@ -55,6 +57,8 @@ int seal_keys_derive(const uint8_t master[SEAL_KEY_SIZE], const uint8_t uuid[SEA
     int err = hkdf(kctx, master, uuid, info_enc, out->enc, sizeof out->enc);
     if (!err)
         err = hkdf(kctx, master, uuid, info_mac, out->mac, sizeof out->mac);
+    if (!err)
+        err = hkdf(kctx, master, uuid, info_chacha, out->chacha, sizeof out->chacha);
     if (!err)
         err = hkdf(kctx, master, uuid, info_kcv, out->kcv, sizeof out->kcv);
     EVP_KDF_CTX_free(kctx);

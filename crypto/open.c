@@ -62,10 +62,10 @@ int seal_open(struct seal_ctx *ctx, const struct seal_keys *keys, const struct s
     const uint8_t *o = obj;
     size_t macced = SEAL_HDR_SIZE + (size_t)h.stored_len;
     uint8_t tag[SEAL_MAC_SIZE];
-    err = seal_mac_compute(ctx, keys->mac, o, macced, tag);
+    err = seal_auth_compute(ctx, keys, &h, o, macced, tag);
     if (err)
         return err;
-    if (CRYPTO_memcmp(tag, o + macced, SEAL_MAC_SIZE) != 0)
+    if (CRYPTO_memcmp(tag, o + macced, seal_mac_size(h.mac)) != 0)
         return EBADMSG;
 
     /* Authentic, but is it the object the caller asked for? A store that
@@ -78,18 +78,18 @@ int seal_open(struct seal_ctx *ctx, const struct seal_keys *keys, const struct s
         return EMSGSIZE;
 
     const uint8_t *payload = o + SEAL_HDR_SIZE;
-    bool aes = h.cipher == SEAL_CIPHER_AES256CTR;
+    bool cipher = h.cipher != SEAL_CIPHER_NONE;
     if (h.comp == SEAL_COMP_NONE) {
-        if (aes)
-            err = seal_ctr_crypt(ctx, keys->enc, h.iv, payload, out, h.stored_len);
+        if (cipher)
+            err = seal_stream_crypt(ctx, keys, &h, payload, out, h.stored_len);
         else if (h.stored_len > 0)
             memcpy(out, payload, h.stored_len);
-    } else if (!aes) {
+    } else if (!cipher) {
         err = decompress(ctx, payload, h.stored_len, out, h.plain_len);
     } else {
         err = scratch_reserve(ctx, h.stored_len);
         if (!err)
-            err = seal_ctr_crypt(ctx, keys->enc, h.iv, payload, ctx->scratch, h.stored_len);
+            err = seal_stream_crypt(ctx, keys, &h, payload, ctx->scratch, h.stored_len);
         if (!err)
             err = decompress(ctx, ctx->scratch, h.stored_len, out, h.plain_len);
     }

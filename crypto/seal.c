@@ -1,5 +1,6 @@
 /* seal.c - seal one object: compress if it helps, encrypt under a fresh IV,
- * then MAC header and payload.
+ * then MAC header and payload (or, with ChaCha20-Poly1305, encrypt and
+ * authenticate in one pass of the AEAD).
  *
  * This Source Code Form is subject to the terms of the Mozilla Public License,
  * v. 2.0. If a copy of the MPL was not distributed with this file, You can
@@ -37,8 +38,9 @@ int seal_params_check(const struct seal_params *p, char *msg, size_t msgsize)
         set_msg(msg, msgsize, "unknown compression (want none or zstd)");
         return EINVAL;
     }
-    if (p->cipher != SEAL_CIPHER_NONE && p->cipher != SEAL_CIPHER_AES256CTR) {
-        set_msg(msg, msgsize, "unknown cipher (want none or aes-256-ctr)");
+    if (p->cipher != SEAL_CIPHER_NONE && p->cipher != SEAL_CIPHER_AES256CTR &&
+        p->cipher != SEAL_CIPHER_CHACHA20POLY1305) {
+        set_msg(msg, msgsize, "unknown cipher (want none, aes-256-ctr or chacha20-poly1305)");
         return EINVAL;
     }
     if (p->comp == SEAL_COMP_ZSTD) {
@@ -110,7 +112,7 @@ int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct
         .kind = (uint8_t)id->kind,
         .comp = SEAL_COMP_NONE,
         .cipher = (uint8_t)p->cipher,
-        .mac = SEAL_MAC_HMAC_SHA256,
+        .mac = (uint8_t)seal_cipher_mac(p->cipher),
         .index = id->index,
         .gen = id->gen,
         .plain_len = plain_len,
@@ -134,26 +136,36 @@ int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct
         h.stored_len = (uint32_t)zlen;
         src = payload;
     }
-    if (h.cipher == SEAL_CIPHER_AES256CTR) {
-        /* A fresh random IV per object: CTR with a repeated key and IV would
-         * give away the XOR of two payloads. */
-        if (RAND_bytes(h.iv, SEAL_IV_SIZE) != 1) {
+    size_t mac_len = seal_mac_size(h.mac);
+    uint8_t *mac = payload + h.stored_len;
+    if (h.cipher != SEAL_CIPHER_NONE) {
+        /* A fresh random IV or nonce per object: a stream cipher with a
+         * repeated key and IV would give away the XOR of two payloads (and
+         * Poly1305 its key). 96 random bits make a repeat unlikely for far
+         * more objects than a volume ever has (2^32 objects: about 2^-33). */
+        size_t iv_len = h.cipher == SEAL_CIPHER_CHACHA20POLY1305 ? SEAL_NONCE_SIZE : SEAL_IV_SIZE;
+        if (RAND_bytes(h.iv, (int)iv_len) != 1) {
             err = EIO;
             goto fail;
         }
-        err = seal_ctr_crypt(ctx, keys->enc, h.iv, src, payload, h.stored_len);
-        if (err)
-            goto fail;
-    } else if (src != payload && h.stored_len > 0) {
-        memcpy(payload, src, h.stored_len);
     }
-
-    seal_hdr_encode(&h, obj);
-    err = seal_mac_compute(ctx, keys->mac, obj, SEAL_HDR_SIZE + (size_t)h.stored_len,
-                           payload + h.stored_len);
+    if (h.cipher == SEAL_CIPHER_CHACHA20POLY1305) {
+        /* The header is the associated data, so it is final before the
+         * payload is encrypted. */
+        seal_hdr_encode(&h, obj);
+        err = seal_aead_encrypt(ctx, keys, &h, obj, src, payload, h.stored_len, mac);
+    } else {
+        if (h.cipher == SEAL_CIPHER_AES256CTR)
+            err = seal_stream_crypt(ctx, keys, &h, src, payload, h.stored_len);
+        else if (src != payload && h.stored_len > 0)
+            memcpy(payload, src, h.stored_len);
+        seal_hdr_encode(&h, obj);
+        if (!err)
+            err = seal_auth_compute(ctx, keys, &h, obj, SEAL_HDR_SIZE + (size_t)h.stored_len, mac);
+    }
     if (err)
         goto fail;
-    *out_len = SEAL_HDR_SIZE + (size_t)h.stored_len + SEAL_MAC_SIZE;
+    *out_len = SEAL_HDR_SIZE + (size_t)h.stored_len + mac_len;
     /* A rejected compression attempt can reach past the object's end: that
      * tail is compressed plaintext, and the caller's buffer must not keep it. */
     if (SEAL_HDR_SIZE + zwritten > *out_len)

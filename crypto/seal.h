@@ -4,15 +4,23 @@
  * the board (chunks, the superblock, epoch records, checkpoints) is one
  * sealed object:
  *
- *     header (SEAL_HDR_SIZE bytes) | payload (stored_len bytes) | MAC (SEAL_MAC_SIZE)
+ *     header (SEAL_HDR_SIZE bytes) | payload (stored_len bytes) | authenticator
  *
  * The payload is the plaintext, zstd-compressed if that made it smaller, then
- * AES-256-CTR-encrypted under a fresh random IV (unless the cipher is none).
- * The MAC is HMAC-SHA256 over header and payload (encrypt-then-MAC). The
- * header names the volume, the object kind, the chunk index and generation,
- * so an object is bound to its place: seal_open() refuses a flipped bit, an
- * object of another volume or index, and an older generation replayed by the
- * store, before it decrypts or decompresses anything.
+ * encrypted under a fresh random IV or nonce (unless the cipher is none). The
+ * cipher decides the authenticator (the header's MAC algorithm byte says it):
+ *   none, AES-256-CTR   HMAC-SHA256 over header and payload (encrypt-then-MAC),
+ *                       SEAL_HMAC_SIZE (32) bytes;
+ *   ChaCha20-Poly1305   the AEAD of RFC 8439 with the whole header as
+ *                       associated data and a random 96-bit nonce; its
+ *                       Poly1305 tag, SEAL_POLY1305_SIZE (16) bytes. For
+ *                       cores without AES instructions, where it is several
+ *                       times faster than AES-256-CTR with HMAC-SHA256.
+ * The header names the volume, the object kind, the chunk index and
+ * generation, so an object is bound to its place whatever the cipher:
+ * seal_open() refuses a flipped bit, an object of another volume or index,
+ * and an older generation replayed by the store, before it decrypts or
+ * decompresses anything.
  *
  * Header, version 1, all integers little-endian:
  *
@@ -22,24 +30,32 @@
  *      10    1 kind         (enum seal_kind)
  *      11    1 compression  (enum seal_comp)
  *      12    1 cipher       (enum seal_cipher)
- *      13    1 MAC algorithm (enum seal_mac)
+ *      13    1 MAC algorithm (enum seal_mac): HMAC-SHA256 with cipher none
+ *              or AES-256-CTR, Poly1305 with ChaCha20-Poly1305 (no other pair)
  *      14    2 reserved, zero
  *      16   16 volume uuid
  *      32    8 chunk index (other kinds: a kind-specific number, e.g. the epoch)
  *      40    8 generation
  *      48    4 plain length  (bytes after opening)
  *      52    4 stored length (bytes of payload in the object)
- *      56   16 IV (all zero when the cipher is none)
+ *      56   16 IV: AES-256-CTR's initial counter block; ChaCha20-Poly1305's
+ *              96-bit nonce in the first 12 bytes, the last 4 zero; all zero
+ *              when the cipher is none
  *      72    8 reserved, zero (room for a kind-specific field such as the base
  *              generation of a future delta chunk)
- *      80      payload, then the 32-byte HMAC-SHA256 of bytes [0, 80 + stored)
+ *      80      payload, then the authenticator: the 32-byte HMAC-SHA256 of
+ *              bytes [0, 80 + stored), or the 16-byte Poly1305 tag of the
+ *              AEAD over the payload with bytes [0, 80) as associated data
  *
  * The format outlives this code: a reader rejects any version, kind or
  * algorithm it does not know, and non-zero reserved bytes, with EPROTO.
  *
  * Keys: the 32-byte master key never touches data. seal_keys_derive() turns
- * it, with the volume uuid as HKDF-SHA256 salt, into an encryption key, a
- * MAC key and a key check value (KCV), each under its own info string.
+ * it, with the volume uuid as HKDF-SHA256 salt, into an AES-256-CTR key, an
+ * HMAC-SHA256 key, a ChaCha20-Poly1305 key and a key check value (KCV), each
+ * under its own info string ("usbd-objstore v1 aes-256-ctr key", "... v1
+ * hmac-sha256 key", "... v1 chacha20-poly1305 key", "... v1 key check
+ * value"): no key serves two algorithms.
  *
  * Error convention (everywhere in this API): a function returns 0 on success
  * or a positive errno value. The values a caller must tell apart:
@@ -81,8 +97,13 @@ extern "C" {
 #define SEAL_KCV_SIZE  16u /* key check value */
 #define SEAL_UUID_SIZE 16u /* volume uuid */
 #define SEAL_IV_SIZE   16u
+#define SEAL_NONCE_SIZE 12u /* ChaCha20-Poly1305: the first 12 bytes of the IV field */
 #define SEAL_HDR_SIZE  80u
-#define SEAL_MAC_SIZE  32u
+#define SEAL_HMAC_SIZE 32u     /* HMAC-SHA256's authenticator */
+#define SEAL_POLY1305_SIZE 16u /* ChaCha20-Poly1305's tag */
+/* The largest authenticator: what seal_bound() leaves room for. An object
+ * ends with seal_mac_size(its MAC algorithm) bytes, not always this many. */
+#define SEAL_MAC_SIZE  SEAL_HMAC_SIZE
 #define SEAL_VERSION   1u
 
 /* Largest plain length seal_object() accepts (1 GiB): keeps every length of
@@ -106,8 +127,27 @@ enum seal_kind {
 bool seal_kind_known(unsigned kind);
 
 enum seal_comp { SEAL_COMP_NONE = 0, SEAL_COMP_ZSTD = 1 };
-enum seal_cipher { SEAL_CIPHER_NONE = 0, SEAL_CIPHER_AES256CTR = 1 };
-enum seal_mac { SEAL_MAC_HMAC_SHA256 = 1 };
+/* The values are on the wire: never renumber. A cipher implies its MAC
+ * algorithm (seal_object() picks it). */
+enum seal_cipher {
+    SEAL_CIPHER_NONE = 0,
+    SEAL_CIPHER_AES256CTR = 1,
+    SEAL_CIPHER_CHACHA20POLY1305 = 2,
+};
+enum seal_mac { SEAL_MAC_HMAC_SHA256 = 1, SEAL_MAC_POLY1305 = 2 };
+
+/* The size of the authenticator that ends an object with MAC algorithm mac
+ * (SEAL_HMAC_SIZE, SEAL_POLY1305_SIZE), 0 for an algorithm this version does
+ * not know. */
+size_t seal_mac_size(unsigned mac);
+
+/* The cipher's name as the -cipher flag spells it ("none", "aes-256-ctr",
+ * "chacha20-poly1305"), or NULL for a value this version does not know. */
+const char *seal_cipher_name(unsigned cipher);
+
+/* The cipher named name (as above) into *out. Errors: EINVAL. */
+int seal_cipher_parse(const char *name, enum seal_cipher *out);
+
 
 /* ------------------------------------------------------------------ keys */
 
@@ -116,15 +156,16 @@ enum seal_mac { SEAL_MAC_HMAC_SHA256 = 1 };
 struct seal_keys {
     uint8_t enc[SEAL_KEY_SIZE];   /* AES-256-CTR key */
     uint8_t mac[SEAL_KEY_SIZE];   /* HMAC-SHA256 key */
+    uint8_t chacha[SEAL_KEY_SIZE]; /* ChaCha20-Poly1305 key */
     uint8_t kcv[SEAL_KCV_SIZE];   /* key check value: safe to store in the clear */
     uint8_t uuid[SEAL_UUID_SIZE]; /* the volume these keys belong to */
 };
 
 /* Derive the keys of volume uuid from master with HKDF-SHA256 (salt = uuid,
- * a distinct info string for each of enc, mac and kcv). Deterministic: the
+ * a distinct info string for each of enc, mac, chacha and kcv). Deterministic: the
  * same master and uuid always give the same keys; a different uuid gives
  * unrelated keys, so one master key can serve several volumes.
- * The KCV reveals nothing about enc or mac; store it in the superblock and
+ * The KCV reveals nothing about the other keys; store it in the superblock and
  * compare it with seal_kcv_equal() on start-up to report a wrong key before
  * any write.
  * Errors: EINVAL (NULL argument), EIO (OpenSSL failure), ENOMEM. On failure
@@ -178,7 +219,8 @@ struct seal_params {
     enum seal_comp comp;     /* SEAL_COMP_ZSTD: compress, kept only if smaller */
     int level;               /* zstd level, any level zstd accepts (negative:
                               * faster; 0: zstd's default) */
-    enum seal_cipher cipher; /* SEAL_CIPHER_NONE: payload in the clear, still MAC'd */
+    enum seal_cipher cipher; /* SEAL_CIPHER_NONE: payload in the clear, still MAC'd
+                              * (HMAC-SHA256) */
 };
 
 /* Check p before using it, e.g. when parsing flags. Errors: EINVAL with a
@@ -199,25 +241,30 @@ struct seal_id {
  * used plus the largest stored length opened with compression and cipher. */
 struct seal_ctx;
 
-/* Errors: ENOMEM, EIO (OpenSSL lacks AES-256-CTR or HMAC). */
+/* Errors: ENOMEM, EIO (OpenSSL lacks AES-256-CTR or HMAC). An OpenSSL
+ * without ChaCha20 or Poly1305 (a FIPS-only provider) still gives a context:
+ * sealing and opening ChaCha20-Poly1305 objects with it then fail with EIO. */
 int seal_ctx_new(struct seal_ctx **out);
 
 /* Free ctx and everything it holds. NULL is a no-op. */
 void seal_ctx_free(struct seal_ctx *ctx);
 
-/* The output buffer size seal_object() needs for plain_len bytes: header,
- * ZSTD_compressBound(plain_len) and MAC. Returns 0 if plain_len exceeds
- * SEAL_MAX_PLAIN. */
+/* The output buffer size seal_object() needs for plain_len bytes, whatever
+ * the cipher: header, ZSTD_compressBound(plain_len) and the largest
+ * authenticator (SEAL_MAC_SIZE). Also the largest object of plain_len bytes
+ * seal_open() accepts. Returns 0 if plain_len exceeds SEAL_MAX_PLAIN. */
 size_t seal_bound(uint32_t plain_len);
 
 /* Seal plain_len bytes at plain as object id of the volume keys->uuid into
  * out (out_cap bytes, at least seal_bound(plain_len)). On success *out_len is
- * the object size: SEAL_HDR_SIZE + stored length + SEAL_MAC_SIZE.
+ * the object size: SEAL_HDR_SIZE + stored length + seal_mac_size() of the
+ * cipher's MAC.
  * The payload is stored compressed only if compression makes it smaller; if
  * not (incompressible data, or plain_len 0) the header says compression
  * none. plain_len 0 is allowed and gives an object with an empty payload.
- * With the AES cipher every call draws a fresh random IV, so sealing the
- * same data twice gives different objects.
+ * With a cipher every call draws a fresh random IV (AES-256-CTR) or 96-bit
+ * nonce (ChaCha20-Poly1305), so sealing the same data twice gives different
+ * objects.
  * Errors: EINVAL (bad params, kind not known, plain_len above SEAL_MAX_PLAIN,
  * NULL pointer), ENOBUFS (out_cap too small), ENOMEM, EIO. */
 int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct seal_params *p,
@@ -230,18 +277,23 @@ int seal_object(struct seal_ctx *ctx, const struct seal_keys *keys, const struct
  * Order of checks: structure (as seal_peek), then the MAC in constant time,
  * then the identity (uuid, kind, index, generation), then plain length
  * against out_cap; only then is anything decrypted or decompressed, and the
- * result must be exactly the plain length. Memory is never allocated from an
+ * result must be exactly the plain length. ChaCha20-Poly1305 keeps this
+ * order: its Poly1305 tag is checked (RFC 8439's one-time key from ChaCha20
+ * block 0, then Poly1305 over header, ciphertext and lengths) before
+ * ChaCha20 decrypts from block 1, which is the AEAD's decryption split in
+ * its two steps. Memory is never allocated from an
  * unauthenticated length, and never beyond out_cap.
- * Errors: EBADMSG (MAC mismatch or wrong identity), EPROTO (malformed),
+ * Errors: EBADMSG (MAC or tag mismatch, or wrong identity), EPROTO (malformed),
  * EMSGSIZE (plain length > out_cap), EINVAL (NULL pointer), ENOMEM, EIO.
  * On failure out holds nothing of the object: it is untouched or zeroed. */
 int seal_open(struct seal_ctx *ctx, const struct seal_keys *keys, const struct seal_id *id,
               const void *obj, size_t obj_len, void *out, size_t out_cap, uint32_t *plain_len);
 
 /* The tag of a sealed object: the first SEAL_TAG_SIZE bytes of its
- * authenticator (the MAC that ends the object), what a record keeps to name
- * one object among all those the key could have sealed under the same
- * identity. Takes the MAC's size from the header. EPROTO if obj is not a
+ * authenticator (the MAC that ends the object: HMAC-SHA256's first half, or
+ * the whole Poly1305 tag), what a record keeps to name one object among all
+ * those the key could have sealed under the same identity. Takes the MAC's
+ * size from the header. EPROTO if obj is not a
  * well-formed object (as seal_peek); nothing is authenticated here. */
 #define SEAL_TAG_SIZE 16u
 int seal_tag(const void *obj, size_t obj_len, uint8_t tag[SEAL_TAG_SIZE]);
@@ -262,8 +314,10 @@ struct seal_hdr {
 };
 
 /* Parse and check the structure of a whole object without any key: magic,
- * version, known kind and algorithms, zero reserved bytes, IV zero without a
- * cipher, stored length consistent with obj_len and with the compression
+ * version, known kind and algorithms, the MAC algorithm the cipher implies,
+ * zero reserved bytes, IV zero without a cipher (and its last 4 bytes zero
+ * with ChaCha20-Poly1305), stored length consistent with obj_len (header,
+ * payload, the MAC algorithm's authenticator) and with the compression
  * (none: stored == plain; zstd: 0 < stored < plain), plain length at most
  * SEAL_MAX_PLAIN. NOTHING IS AUTHENTICATED: use it to learn the volume uuid
  * of a superblock before deriving keys, or for diagnostics; trust only what

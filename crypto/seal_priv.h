@@ -21,6 +21,14 @@ struct seal_ctx {
     EVP_CIPHER_CTX *cc;
     EVP_MAC *hmac;
     EVP_MAC_CTX *mc;
+    /* ChaCha20-Poly1305; NULL when the provider lacks them (sealing or
+     * opening such an object is then EIO). Sealing uses the AEAD in one
+     * pass; opening checks the Poly1305 tag first (ChaCha20 for the
+     * one-time key, Poly1305 itself), then decrypts with ChaCha20 alone. */
+    EVP_CIPHER *aead, *chacha;
+    EVP_CIPHER_CTX *aead_cc, *chacha_cc;
+    EVP_MAC *poly;
+    EVP_MAC_CTX *pc;
     uint8_t *scratch;    /* decrypted compressed payload while opening */
     size_t scratch_cap;
 };
@@ -28,13 +36,28 @@ struct seal_ctx {
 /* Write hdr as the 80-byte wire header at out (reserved bytes zero). */
 void seal_hdr_encode(const struct seal_hdr *hdr, uint8_t out[SEAL_HDR_SIZE]);
 
-/* HMAC-SHA256 under key over n bytes at data into tag. Errors: EIO. */
-int seal_mac_compute(struct seal_ctx *ctx, const uint8_t key[SEAL_KEY_SIZE], const void *data,
-                     size_t n, uint8_t tag[SEAL_MAC_SIZE]);
+/* The MAC algorithm cipher implies (enum seal_mac). */
+unsigned seal_cipher_mac(unsigned cipher);
 
-/* AES-256-CTR of n bytes from in to out (in == out allowed); the same call
- * encrypts and decrypts. Errors: EIO. */
-int seal_ctr_crypt(struct seal_ctx *ctx, const uint8_t key[SEAL_KEY_SIZE],
-                   const uint8_t iv[SEAL_IV_SIZE], const void *in, void *out, size_t n);
+/* The authenticator of the object whose header is hdr and whose first n
+ * bytes (header and payload, n >= SEAL_HDR_SIZE) are at obj, into tag
+ * (seal_mac_size(hdr->mac) bytes): HMAC-SHA256 of those bytes, or the
+ * Poly1305 tag that ChaCha20-Poly1305 gives a ciphertext with the header as
+ * associated data. Errors: EIO. */
+int seal_auth_compute(struct seal_ctx *ctx, const struct seal_keys *keys,
+                      const struct seal_hdr *hdr, const uint8_t *obj, size_t n, uint8_t *tag);
+
+/* hdr's cipher (AES-256-CTR, or ChaCha20 from block 1 as the AEAD uses it)
+ * over n bytes from in to out (in == out allowed); the same call encrypts
+ * and decrypts. Errors: EIO. */
+int seal_stream_crypt(struct seal_ctx *ctx, const struct seal_keys *keys,
+                      const struct seal_hdr *hdr, const void *in, void *out, size_t n);
+
+/* ChaCha20-Poly1305 (OpenSSL's AEAD) of n bytes from in to out (in == out
+ * allowed) under hdr's nonce, with the encoded header aad as associated
+ * data; the tag into tag (SEAL_POLY1305_SIZE bytes). Errors: EIO. */
+int seal_aead_encrypt(struct seal_ctx *ctx, const struct seal_keys *keys,
+                      const struct seal_hdr *hdr, const uint8_t aad[SEAL_HDR_SIZE],
+                      const void *in, void *out, size_t n, uint8_t tag[SEAL_POLY1305_SIZE]);
 
 #endif /* USBD_CRYPTO_SEAL_PRIV_H */

@@ -69,6 +69,8 @@ static void test_derive_known_answer(void)
     CHECK(memcmp(k.enc, want, 32) == 0);
     unhex("8afd393d005f318f1fe2afc715fa67819faa0a0289f5d1c8fa179a09328d365f", want, 32);
     CHECK(memcmp(k.mac, want, 32) == 0);
+    unhex("9b4735f664fb380a8f4c4dc823036744e42c27f2ab25511e94c3d373ce902d71", want, 32);
+    CHECK(memcmp(k.chacha, want, 32) == 0);
     unhex("e25d43f8c8a69999e10f46f601ce8e30", want, 16);
     CHECK(memcmp(k.kcv, want, 16) == 0);
     CHECK(memcmp(k.uuid, uuid, sizeof uuid) == 0);
@@ -91,6 +93,10 @@ static void test_derive_separation(void)
     CHECK(memcmp(a.mac, master, SEAL_KEY_SIZE) != 0);
     CHECK(memcmp(a.kcv, a.enc, SEAL_KCV_SIZE) != 0);
     CHECK(memcmp(a.kcv, a.mac, SEAL_KCV_SIZE) != 0);
+    /* ChaCha20-Poly1305 has a key of its own, not AES's. */
+    CHECK(memcmp(a.chacha, a.enc, SEAL_KEY_SIZE) != 0);
+    CHECK(memcmp(a.chacha, a.mac, SEAL_KEY_SIZE) != 0);
+    CHECK(memcmp(a.chacha, master, SEAL_KEY_SIZE) != 0);
 
     /* Another volume: unrelated keys and KCV. */
     uint8_t uuid2[SEAL_UUID_SIZE];
