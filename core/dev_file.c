@@ -58,11 +58,19 @@ static int file_write(void *priv, const void *buf, uint32_t len, uint64_t off, u
     const uint8_t *p = buf;
     /* FUA: RWF_DSYNC makes just this write durable, not the whole file. */
     int rwf = (flags & USBD_FUA) ? RWF_DSYNC : 0;
+    bool sync_after = false;
     while (len > 0) {
         struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
         ssize_t w = pwritev2(f->fd, &iov, 1, (off_t)off, rwf);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && rwf && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+            /* No RWF_DSYNC here (a kernel before 4.7; qemu-user, which
+             * refuses every flag): the same write, then fdatasync. */
+            rwf = 0;
+            sync_after = true;
+            continue;
+        }
         if (w < 0) {
             int err = errno;
             file_log(f, USBD_LOG_ERROR, "write", off, len, err);
@@ -71,6 +79,11 @@ static int file_write(void *priv, const void *buf, uint32_t len, uint64_t off, u
         p += w;
         off += (uint64_t)w;
         len -= (uint32_t)w;
+    }
+    if (sync_after && fdatasync(f->fd) != 0) {
+        int err = errno;
+        file_log(f, USBD_LOG_ERROR, "fdatasync after a FUA write", 0, 0, err);
+        return err;
     }
     return 0;
 }
