@@ -83,8 +83,9 @@ static const struct flag flags[] = {
      "as much again (default and maximum: half of -cache-size)"},
     {"compress", F_STRING, OFF(compress), "zstd|none", "zstd", "compression of chunks"},
     {"zstd-level", F_COUNT, OFF(zstd_level), "N", "1", "zstd level (1: fastest; see BENCHMARKS.md)"},
-    {"cipher", F_STRING, OFF(cipher), "aes-256-ctr|none", "aes-256-ctr",
-     "encryption of chunks (every object is authenticated either way)"},
+    {"cipher", F_STRING, OFF(cipher), "aes-256-ctr|chacha20-poly1305|none", "aes-256-ctr",
+     "encryption of new objects (every object is authenticated either way); "
+     "chacha20-poly1305 is faster on CPUs without AES instructions (Raspberry Pi)"},
     {"sync", F_STRING, OFF(sync), "local|remote", "local",
      "what NBD FLUSH waits for: the local disk, or also the store (slower)"},
     {"lease", F_DURATION, OFF(lease_ms), "DURATION", "60s",

@@ -39,6 +39,7 @@ struct daemon {
     struct usbd_kernel *kernel;
     struct usbd_gadget *gadget;
     uint16_t usb_vendor_id, usb_product_id;
+    enum seal_cipher cipher; /* -cipher, parsed by check_config() */
     struct objstore *store; /* -kind=local */
     struct cache *cache;
     enum usbd_log_level level;
@@ -119,8 +120,9 @@ static int check_config(struct daemon *d, char *err, size_t n)
                         (unsigned long long)c->s3_connections), EINVAL;
     if (strcmp(c->compress, "zstd") && strcmp(c->compress, "none"))
         return snprintf(err, n, "-compress=%s: expected zstd or none", c->compress), EINVAL;
-    if (strcmp(c->cipher, "aes-256-ctr") && strcmp(c->cipher, "none"))
-        return snprintf(err, n, "-cipher=%s: expected aes-256-ctr or none", c->cipher), EINVAL;
+    if (seal_cipher_parse(c->cipher, &d->cipher))
+        return snprintf(err, n, "-cipher=%s: expected aes-256-ctr, chacha20-poly1305 or none",
+                        c->cipher), EINVAL;
     if (strcmp(c->sync, "local") && strcmp(c->sync, "remote"))
         return snprintf(err, n, "-sync=%s: expected local or remote", c->sync), EINVAL;
     if (c->zstd_level < 1 || c->zstd_level > 19)
@@ -365,6 +367,19 @@ static int load_key(struct daemon *d, uint8_t key[SEAL_KEY_SIZE])
     return err;
 }
 
+/* AES-256-CTR on a core without AES instructions (a Raspberry Pi's
+ * Cortex-A53 or A72, any ARMv7 board) runs in software, where
+ * ChaCha20-Poly1305 is faster (BENCHMARKS.md): say so once. The cipher
+ * applies to the objects this run seals, so the hint is worth it at any
+ * start, not only at the volume's creation. */
+static void hint_cipher(struct daemon *d)
+{
+    if (d->cipher == SEAL_CIPHER_AES256CTR && !seal_cpu_has_aes())
+        logf_(d, USBD_LOG_INFO, "this CPU has no AES instructions: AES-256-CTR runs in software "
+              "here; -cipher=chacha20-poly1305 seals faster on it (new objects only, existing "
+              "ones stay readable; see BENCHMARKS.md)");
+}
+
 static int open_local(struct daemon *d)
 {
     struct config *c = &d->cfg;
@@ -418,7 +433,7 @@ static int open_local(struct daemon *d)
         .flush_workers = (unsigned)c->flush_workers,
         .seal = {.comp = strcmp(c->compress, "zstd") ? SEAL_COMP_NONE : SEAL_COMP_ZSTD,
                  .level = (int)c->zstd_level,
-                 .cipher = strcmp(c->cipher, "none") ? SEAL_CIPHER_AES256CTR : SEAL_CIPHER_NONE},
+                 .cipher = d->cipher},
         .sync_remote = !strcmp(c->sync, "remote"),
         .read_only = c->readonly,
         .takeover = c->takeover,
@@ -427,6 +442,7 @@ static int open_local(struct daemon *d)
         .log = log_line,
         .log_level = d->level,
     };
+    hint_cipher(d);
     err = load_key(d, cc.master_key);
     if (!err)
         err = cache_open(&cc, d->store, &d->cache);

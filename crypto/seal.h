@@ -148,6 +148,13 @@ const char *seal_cipher_name(unsigned cipher);
 /* The cipher named name (as above) into *out. Errors: EINVAL. */
 int seal_cipher_parse(const char *name, enum seal_cipher *out);
 
+/* False when this CPU is known to lack AES instructions, so AES-256-CTR runs
+ * in software (slower than ChaCha20-Poly1305 there, BENCHMARKS.md): x86
+ * without AES-NI (cpuid), arm64 without the ARMv8 AES extension
+ * (AT_HWCAP), 32-bit ARM without it (AT_HWCAP2: every ARMv7 core). True
+ * otherwise, architectures this code does not know included. Cheap; no
+ * state. */
+bool seal_cpu_has_aes(void);
 
 /* ------------------------------------------------------------------ keys */
 
