@@ -2,14 +2,15 @@
  * chunks, and how well they compress, per zstd level. A measurement, not a
  * test.
  *
- *   bench_seal [-mib=N] [-input=FILE] [-chunk=BYTES] [LEVEL...]
+ *   bench_seal [-mib=N] [-input=FILE] [-chunk=BYTES] [-cipher=NAME] [LEVEL...]
  *
  * Inputs: "compressible" is FILE, or by default the regular files of
  * /usr/bin concatenated (executables: neither text nor noise); "random" is
- * RAND_bytes. Each is N MiB (default 64). For "none" (AES and MAC only) and
- * each zstd LEVEL (default 1 and 3) it prints seal and open MB/s (10^6 bytes
- * of plaintext per second of one thread's CPU time) and the ratio
- * plain / stored.
+ * RAND_bytes. Each is N MiB (default 64). For each cipher (aes-256-ctr, with
+ * HMAC-SHA256, and chacha20-poly1305; -cipher=NAME for one, repeatable),
+ * "none" (cipher and MAC only) and each zstd LEVEL (default 1 and 3) it
+ * prints seal and open MB/s (10^6 bytes of plaintext per second of one
+ * thread's CPU time) and the ratio plain / stored.
  *
  * This Source Code Form is subject to the terms of the Mozilla Public License,
  * v. 2.0. If a copy of the MPL was not distributed with this file, You can
@@ -162,6 +163,8 @@ int main(int argc, char **argv)
     uint32_t chunk = 4u << 20;
     const char *input = NULL;
     int levels[32], nlevels = 0;
+    enum seal_cipher ciphers[4];
+    int nciphers = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] == '-' && a[1] == '-')
@@ -172,11 +175,19 @@ int main(int argc, char **argv)
             input = a + 7;
         else if (strncmp(a, "-chunk=", 7) == 0)
             chunk = (uint32_t)strtoul(a + 7, NULL, 10);
-        else if (strcmp(a, "-help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: bench_seal [-mib=N] [-input=FILE] [-chunk=BYTES] [LEVEL...]\n");
+        else if (strncmp(a, "-cipher=", 8) == 0) {
+            if (nciphers == 4 || seal_cipher_parse(a + 8, &ciphers[nciphers++]))
+                die("-cipher: aes-256-ctr, chacha20-poly1305 or none");
+        } else if (strcmp(a, "-help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: bench_seal [-mib=N] [-input=FILE] [-chunk=BYTES] [-cipher=NAME] "
+                   "[LEVEL...]\n");
             return 0;
         } else if (nlevels < 32)
             levels[nlevels++] = atoi(a);
+    }
+    if (nciphers == 0) {
+        ciphers[nciphers++] = SEAL_CIPHER_AES256CTR;
+        ciphers[nciphers++] = SEAL_CIPHER_CHACHA20POLY1305;
     }
     if (nlevels == 0) {
         levels[nlevels++] = 1;
@@ -214,27 +225,27 @@ int main(int argc, char **argv)
 
     printf("chunk %u bytes, %zu MiB per input (%s); MB/s = 10^6 plaintext bytes per CPU-second\n",
            chunk, total >> 20, input ? input : "/usr/bin concatenated");
-    printf("%-13s %-14s %12s %12s %8s\n", "input", "compression", "seal MB/s", "open MB/s",
-           "ratio");
+    printf("%-13s %-18s %-12s %12s %12s %8s\n", "input", "cipher", "compression", "seal MB/s",
+           "open MB/s", "ratio");
     const char *names[] = {"compressible", "random"};
     const uint8_t *bufs[] = {comp, rnd};
-    for (int b = 0; b < 2; b++) {
-        for (int l = -1; l < nlevels; l++) {
-            struct seal_params p = {l < 0 ? SEAL_COMP_NONE : SEAL_COMP_ZSTD,
-                                    l < 0 ? 0 : levels[l], SEAL_CIPHER_AES256CTR};
-            char label[32];
-            if (l < 0)
-                snprintf(label, sizeof label, "none (aes+mac)");
-            else
-                snprintf(label, sizeof label, "zstd %d", levels[l]);
-            if (seal_params_check(&p, NULL, 0))
-                die("bad level");
-            struct run r = measure(ctx, &keys, &p, bufs[b], total, chunk);
-            printf("%-13s %-14s %12.0f %12.0f %8.3f\n", names[b], label, r.seal_mbs, r.open_mbs,
-                   r.ratio);
-            fflush(stdout);
-        }
-    }
+    for (int b = 0; b < 2; b++)
+        for (int c = 0; c < nciphers; c++)
+            for (int l = -1; l < nlevels; l++) {
+                struct seal_params p = {l < 0 ? SEAL_COMP_NONE : SEAL_COMP_ZSTD,
+                                        l < 0 ? 0 : levels[l], ciphers[c]};
+                char label[32];
+                if (l < 0)
+                    snprintf(label, sizeof label, "none");
+                else
+                    snprintf(label, sizeof label, "zstd %d", levels[l]);
+                if (seal_params_check(&p, NULL, 0))
+                    die("bad level");
+                struct run r = measure(ctx, &keys, &p, bufs[b], total, chunk);
+                printf("%-13s %-18s %-12s %12.0f %12.0f %8.3f\n", names[b],
+                       seal_cipher_name(ciphers[c]), label, r.seal_mbs, r.open_mbs, r.ratio);
+                fflush(stdout);
+            }
     seal_ctx_free(ctx);
     seal_keys_wipe(&keys);
     free(comp);
