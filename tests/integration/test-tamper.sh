@@ -8,6 +8,8 @@
 # daemon keeps running and logs one line naming the chunk. A wrong key stops
 # the daemon at start, before it writes anything; a missing key file is a
 # clear error; a key file readable by others is a warning.
+# USBD_TEST_CIPHER (default aes-256-ctr; ctest also runs chacha20-poly1305 as
+# integration/test-tamper-chacha20-poly1305) is the volume's -cipher.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3 # Debian's python3: it has libnbd's module
 [ -x $PY ] && $PY -c "import nbd" 2>/dev/null || skip "python3-libnbd is not installed"
@@ -17,7 +19,10 @@ grep -q -- -store-dir <<<"$HELP" || skip "this build has no -kind=local"
 
 HEX=$(printf '3c%.0s' $(seq 32)) OTHER=$(printf '3d%.0s' $(seq 32))
 STORE=$TMP/store
-VOL=(-name=vol -size=2MiB -objsize=64KiB -compress=zstd -cipher=aes-256-ctr -flush-every=10s)
+CIPHER=${USBD_TEST_CIPHER:-aes-256-ctr}
+case $CIPHER in aes-256-ctr) CIPHER_ID=1 ;; chacha20-poly1305) CIPHER_ID=2 ;;
+                *) fail "USBD_TEST_CIPHER=$CIPHER: expected aes-256-ctr or chacha20-poly1305" ;; esac
+VOL=(-name=vol -size=2MiB -objsize=64KiB -compress=zstd -cipher=$CIPHER -flush-every=10s)
 N=32 # chunks of 64 KiB
 
 # The content: chunk c holds data(c, 1), except chunk 3, rewritten as
@@ -98,8 +103,11 @@ new3=$(chunk_key $STORE 3)
 [ $(store_count $STORE vol/chunks/) -ge $N ] || { store_keys $STORE vol/chunks/; fail "fewer than $N chunk objects in the store"; }
 store_export $STORE $TMP/objects
 grep -rqa PLAINTEXT-MARKER $TMP/objects && fail "plaintext of chunk 9 is readable in the store"
+# every chunk object says the cipher (header byte 12) and its MAC (13)
+ids=$(for o in $TMP/objects/vol/chunks/*; do od -An -tu1 -j12 -N2 $o; done | sort -u | xargs)
+[ "$ids" = "$CIPHER_ID $CIPHER_ID" ] || fail "chunk objects have cipher and MAC ids '$ids', expected $CIPHER_ID $CIPHER_ID ($CIPHER)"
 rm -rf $TMP/objects
-ok "store written: $(store_count $STORE vol/chunks/) chunk objects, chunk 3 at $(basename $old3) then $(basename $new3), no plaintext"
+ok "store written ($CIPHER): $(store_count $STORE vol/chunks/) chunk objects, chunk 3 at $(basename $old3) then $(basename $new3), no plaintext"
 
 # 2. The keys. A wrong key: exit 1 with one clear line, before any write to
 # the store (with the volume's local state, and with none).
@@ -176,7 +184,8 @@ attack flip_uuid       1 'flip $(f 1) 20'
 attack flip_index      1 'flip $(f 1) 32'
 attack flip_generation 1 'flip $(f 1) 41'
 attack flip_lengths    1 'flip $(f 1) 49'
-attack flip_iv         1 'flip $(f 1) 60'
+attack flip_iv         1 'flip $(f 1) 60' # inside ChaCha20-Poly1305's nonce too
+attack flip_iv_end     1 'flip $(f 1) 70' # the nonce field's tail, zero with ChaCha20-Poly1305
 attack flip_payload    2 'flip $(f 2) 4000'
 attack flip_mac        4 'flip $(f 4) -1'
 attack swap          5,6 'a=$(f 5) b=$(f 6); mv $a x; mv $b $a; mv x $b'
@@ -185,4 +194,4 @@ attack truncate_half   7 't=$(f 7); truncate -s $(($(stat -c %s $t) / 2)) $t'
 attack truncate_mac    7 't=$(f 7); truncate -s -1 $t'
 attack truncate_empty  7 ': >$(f 7)'
 attack missing         8 'rm $(f 8)'
-ok "tamper"
+ok "tamper ($CIPHER)"
