@@ -1,7 +1,8 @@
 #!/bin/bash
 # deps.sh [--test]: install (Debian 12, as root) what usbd-objstore needs to
-# build, and with --test what its test suite uses. Installs only what is
-# missing, so a second run is quick.
+# build, and with --test what its test suite uses (the arm64 and armhf cross
+# builds and qemu-user included: scripts/build-cross.sh --deps-only). Installs
+# only what is missing, so a second run is quick.
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libssl-dev liblmdb-dev
             libcurl4-openssl-dev libexpat1-dev)
@@ -19,7 +20,8 @@ missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && { echo "deps: all ${#pkgs[@]} packages present"; exit 0; }
+cross() { [ "${1:-}" != --test ] || "$(dirname "$0")/build-cross.sh" --deps-only arm64 armhf; }
+[ ${#missing[@]} -eq 0 ] && { echo "deps: all ${#pkgs[@]} packages present"; cross "$@"; exit 0; }
 if [ "$(id -u)" != 0 ]; then
     echo "deps: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
     exit 1
@@ -29,3 +31,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "deps: done"
+cross "$@"

@@ -1,16 +1,19 @@
 #!/bin/bash
 # test.sh: the whole test suite, as CI runs it. Installs what is missing
 # (needs root for that), builds release and ASan+UBSan, runs every test in
-# both, then fuzzes the NBD parser for FUZZ_SECONDS (default 60) and the S3
-# XML parser for a third of that (tests/fuzz/run-fuzz.sh).
+# both; builds for arm64 and armhf (scripts/build-cross.sh) and runs their
+# unit tests and the integration tests that need no VM and no RGW under
+# qemu-user; then fuzzes the NBD parser for FUZZ_SECONDS (default 60) and the
+# S3 XML parser for a third of that (tests/fuzz/run-fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 scripts/build.sh release asan fuzz
+scripts/build-cross.sh arm64 armhf
 status=0 passed=0 failed=0 skipped=0
 log=$(mktemp /tmp/usbd-ctest.XXXXXX)
 trap 'rm -f "$log"' EXIT
-for dir in build build-asan; do
+for dir in build build-asan build-arm64 build-armhf; do
     echo "=== ctest in $dir"
     (cd $dir && ctest --output-on-failure --timeout 600) | tee "$log" || status=1
     passed=$((passed + $(grep -c ' Passed ' "$log" || true)))

@@ -1,6 +1,8 @@
 # lib.sh - sourced by every integration test: start the daemon on a private
 # socket, wait for it, clean up on exit (also on failure), skip with a reason.
-# Env (set by ctest): USBD_BIN, USBD_BUILD, USBD_SRC.
+# Env (set by ctest): USBD_BIN, USBD_BUILD, USBD_SRC; in a cross build also
+# USBD_EMULATOR (e.g. "qemu-aarch64-static -L /"), which the binaries under
+# test then run through, while the clients are this machine's own.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 USBD_SRC=${USBD_SRC:-$(cd "$HERE/../.." && pwd)}
@@ -9,6 +11,20 @@ TEST_NAME=$(basename "$0" .sh)
 TMP=$(mktemp -d "/tmp/usbd-$TEST_NAME.XXXXXX")
 PIDS=()
 AFTER_CLEANUP=() # commands run once the processes are gone (umount ...)
+
+# usbd_tool PATH: how to run a program of the build under test: PATH itself,
+# or under USBD_EMULATOR a wrapper in $TMP that execs it there (so its pid
+# is the emulated program's, and signals reach it).
+USBD_EMULATOR=${USBD_EMULATOR:-}
+usbd_tool() {
+    [ -n "$USBD_EMULATOR" ] || { echo "$1"; return; }
+    local w=$TMP/emulated-$(basename "$1")
+    printf '#!/bin/sh\nexec %s %s "$@"\n' "$USBD_EMULATOR" "$1" >"$w"
+    chmod +x "$w"
+    echo "$w"
+}
+USBD_BIN=$(usbd_tool "$USBD_BIN")
+[ -z "${USBD_EXAMPLE:-}" ] || USBD_EXAMPLE=$(usbd_tool "$USBD_EXAMPLE")
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
 
 cleanup() {

@@ -13,7 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 need nbdcopy nbdsh
 S=$TMP/store C=$TMP/cache
-RESEAL=${USBD_BUILD:-$USBD_SRC/build}/crypto/objstore-reseal
+RESEAL=$(usbd_tool ${USBD_BUILD:-$USBD_SRC/build}/crypto/objstore-reseal)
 [ -x "$RESEAL" ] || skip "objstore-reseal not built ($RESEAL)"
 head -c 2M /dev/urandom >$TMP/d1; head -c 2M /dev/urandom >$TMP/d2
 FLAGS=(-size=8MiB -objsize=256KiB -flush-every=1h)
