@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 scripts/build.sh release asan fuzz
 scripts/build-cross.sh arm64 armhf
+scripts/package.sh amd64 arm64 armhf # test-package.sh installs the first
 status=0 passed=0 failed=0 skipped=0
 log=$(mktemp /tmp/usbd-ctest.XXXXXX)
 trap 'rm -f "$log"' EXIT
