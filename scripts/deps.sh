@@ -12,7 +12,7 @@ TEST_PKGS=(clang libclang-rt-14-dev python3 python3-libnbd libnbd-bin nbdkit fus
            qemu-utils nbd-client bc procps e2fsprogs curl
            qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
            ceph-mon ceph-osd radosgw ceph-common uuid-runtime iproute2 faketime s3backer
-           syslinux syslinux-common mtools dosfstools systemd)
+           syslinux syslinux-common mtools dosfstools systemd systemd-container debootstrap)
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = --test ] && pkgs+=("${TEST_PKGS[@]}")
 
