@@ -705,7 +705,12 @@ static void test_check_order(enum seal_cipher cipher)
     size_t len;
     uint8_t *obj = seal_new(&p, &id, plain, sizeof plain, &len);
     uint32_t got;
+    memset(out, 0x5a, sizeof out);
     CHECK_ERR(seal_open(ctx, &keys, &id, obj, len, out, 10, &got), EMSGSIZE);
+    bool untouched = true;
+    for (size_t i = 0; i < sizeof out; i++)
+        untouched &= out[i] == 0x5a;
+    CHECK(untouched);
     struct seal_id other = id;
     other.gen = 10;
     CHECK_ERR(seal_open(ctx, &keys, &other, obj, len, out, 10, &got), EBADMSG);
