@@ -23,6 +23,10 @@ usbd_tool() {
     chmod +x "$w"
     echo "$w"
 }
+# USBD_SLOW: how many times longer than natively a wait that is bounded by
+# how fast the daemon works (not by a timeout it is told) may take: 4 under
+# emulation, where the daemon runs several times slower.
+USBD_SLOW=${USBD_SLOW:-$([ -n "$USBD_EMULATOR" ] && echo 4 || echo 1)}
 USBD_BIN=$(usbd_tool "$USBD_BIN")
 [ -z "${USBD_EXAMPLE:-}" ] || USBD_EXAMPLE=$(usbd_tool "$USBD_EXAMPLE")
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
@@ -62,7 +66,7 @@ start_usbd() {
     USBD_PID=$!
     PIDS+=("$USBD_PID")
     printf -v "PID_$name" %s "$USBD_PID"
-    for _ in $(seq 200); do
+    for _ in $(seq $((200 * USBD_SLOW))); do
         [ -S "$SOCK" ] && grep -q "ready:" "$LOG" && return 0
         kill -0 "$USBD_PID" 2>/dev/null || { cat "$LOG"; fail "daemon exited at start"; }
         sleep 0.05

@@ -120,10 +120,11 @@ kill_round() {
     else
         sleep $first # let some writes land before the next epoch
         n0=$(grep -c ': uploading' $LOG || true)
-        for _ in $(seq 1000); do
+        for _ in $(seq $((1000 * USBD_SLOW))); do
             [ "$(grep -c ': uploading' $LOG || true)" -gt "$n0" ] && break; sleep 0.005
         done
-        [ "$(grep -c ': uploading' $LOG || true)" -gt "$n0" ] || fail "$label: no 'epoch N: uploading' within 5 s"
+        [ "$(grep -c ': uploading' $LOG || true)" -gt "$n0" ] ||
+            fail "$label: no 'epoch N: uploading' within $((5 * USBD_SLOW)) s"
         delay=$((RANDOM % 21)); sleep $(printf '0.%03d' $delay)
         HOW="kill $delay ms into '$(grep -o 'epoch [0-9]*: uploading [0-9]* chunks' $LOG | tail -1)'"
     fi
